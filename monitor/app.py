@@ -1,0 +1,207 @@
+"""Composition root and lifecycle: wiring, the consume loop, the scheduler, signals, shutdown.
+
+Lifecycle lives here and only here: a signal sets a flag, a second signal forces exit, shutdown
+has a deadline, resources sit in one ``ExitStack``, offsets are committed after processing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry
+
+from monitor.evaluate import evaluate
+from monitor.export import HttpServer, SnapshotCollector
+from monitor.ingest import KafkaSource, Source
+from monitor.metrics import OpsMetrics
+from monitor.model_state import ModelState
+from monitor.pipeline import Pipeline
+from monitor.reference import ReferenceError, ReferenceProfile
+from monitor.settings import ConfigError, Settings
+from monitor.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[Settings, OpsMetrics], Source]
+
+
+def _kafka_source(settings: Settings, metrics: OpsMetrics) -> Source:
+    return KafkaSource(settings.kafka, metrics)
+
+
+def load_states(settings: Settings, base: Path | None = None) -> dict[str, ModelState]:
+    """Per-model state with its reference loaded; a missing or bad reference is a config error."""
+    states = {}
+    for m in settings.models:
+        reference = None
+        if isinstance(m.reference, Path):
+            path = m.reference if m.reference.is_absolute() or base is None else base / m.reference
+            try:
+                reference = ReferenceProfile.load(path)
+            except (OSError, ReferenceError) as exc:
+                raise ConfigError(f"models[{m.name}].reference: {exc}") from exc
+        try:
+            states[m.name] = ModelState(m, reference)
+        except ValueError as exc:
+            raise ConfigError(f"models[{m.name}].reference: {exc}") from exc
+    return states
+
+
+class App:
+    """The daemon. ``run()`` blocks until stopped; ``request_stop()`` may come from any thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        states: dict[str, ModelState] | None = None,
+        source_factory: SourceFactory = _kafka_source,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.wall = wall
+        self.registry = CollectorRegistry()
+        self.metrics = OpsMetrics(self.registry)
+        self.states = states if states is not None else load_states(settings)
+        self.pipeline = Pipeline(settings, self.states, self.metrics)
+        self.snapshot: Snapshot | None = None
+        self.registry.register(SnapshotCollector(lambda: self.snapshot))
+        self._source_factory = source_factory
+        self._stop = threading.Event()
+        self._signals = 0
+        self._last_progress = clock()
+        self._started = threading.Event()
+        self.http = HttpServer(
+            self.registry,
+            lambda: self.snapshot,
+            self.liveness,
+            self.readiness,
+            settings.http.host,
+            settings.http.port,
+        )
+
+    # -- health -------------------------------------------------------------------------------
+    def liveness(self) -> tuple[bool, str]:
+        """Healthy while the consume loop makes progress; broker reachability is not asked."""
+        idle = self.clock() - self._last_progress
+        if idle > self.settings.evaluation.liveness_timeout:
+            return False, f"consume loop stalled for {idle:.0f}s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self._started.is_set():
+            return False, "starting"
+        if self.snapshot is None:
+            return False, "no evaluation yet"
+        return True, "ready"
+
+    # -- work ---------------------------------------------------------------------------------
+    def evaluate_now(self) -> Snapshot:
+        """Evaluate all models and swap the new snapshot in (one assignment: atomic)."""
+        started = time.perf_counter()
+        with self.pipeline.lock:
+            snap = evaluate(self.states.values(), self.wall)
+        self.snapshot = snap
+        self.metrics.eval_duration.observe(time.perf_counter() - started)
+        for m in snap.models:
+            for w in m.windows:
+                if drifted := w.drifted():
+                    log.info(
+                        "drift model=%s window=%s features=%s", m.model, w.window, ",".join(drifted)
+                    )
+        return snap
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.error("second signal: exiting now")
+            os._exit(1)
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        self._stop.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        """Consume until stopped; returns the process exit code."""
+        if install_signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        with ExitStack() as stack:
+            self.http.start()
+            stack.callback(self.http.stop)
+            log.info("serving /metrics on %s:%d", self.settings.http.host, self.http.port)
+            source = self._source_factory(self.settings, self.metrics)
+            stack.callback(source.close)
+            scheduler = BackgroundScheduler(timezone="UTC")
+            scheduler.add_job(
+                self.evaluate_now,
+                "interval",
+                seconds=self.settings.evaluation.interval,
+                max_instances=1,  # an evaluation never overlaps the previous one
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+                id="evaluate",
+            )
+            scheduler.start()
+            stack.callback(scheduler.shutdown, wait=False)
+            self._started.set()
+            self._consume(source)
+            log.info("stopping: committing offsets and closing")
+            with self._deadline():  # a close that hangs cannot outlive the deadline
+                stack.close()
+        log.info("stopped cleanly")
+        return 0
+
+    def _consume(self, source: Source) -> None:
+        kafka = self.settings.kafka
+        next_commit = next_lag = self.clock()
+        while not self._stop.is_set():
+            records = source.poll(kafka.poll_timeout)
+            if records:
+                started = time.perf_counter()
+                dead = self.pipeline.process(records)
+                if dead:
+                    source.dead_letter(dead)
+                self.metrics.batch_duration.observe(time.perf_counter() - started)
+            now = self.clock()
+            self._last_progress = now
+            if now >= next_lag:
+                source.update_lag()
+                next_lag = now + 5.0
+            if now >= next_commit:
+                source.commit()
+                next_commit = now + 5.0
+
+    @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """Force the exit if closing resources hangs past the shutdown deadline."""
+        deadline = self.settings.shutdown.deadline
+        timer = threading.Timer(deadline, _force_exit, args=(deadline,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+def _force_exit(deadline: float) -> None:
+    log.error("shutdown exceeded its %.0fs deadline: exiting now", deadline)
+    os._exit(1)

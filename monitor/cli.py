@@ -1,0 +1,196 @@
+"""Command line: ``modelmon run | demo | reference build | validate-config | check``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor import __version__
+from monitor.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("monitor")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # kafka-python logs every reconnect attempt at WARNING/ERROR; ours say what matters.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _load(path: Path) -> Settings:
+    return load_settings(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.app import App, load_states
+
+    settings = _load(args.config)
+    _setup_logging(args.log_level or settings.log_level)
+    states = load_states(settings, base=args.config.resolve().parent)
+    log.info(
+        "modelmon %s starting: %d model(s), brokers %s",
+        __version__,
+        len(states),
+        settings.kafka.bootstrap_servers,
+    )
+    return App(settings, states=states).run()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    from monitor.app import load_states
+
+    if args.references:
+        load_states(settings, base=args.config.resolve().parent)
+    names = ", ".join(m.name for m in settings.models)
+    print(f"{args.config}: valid ({len(settings.models)} model(s): {names})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate, load references, and ask the brokers for metadata (nothing is consumed)."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    from monitor.app import load_states
+    from monitor.ingest import client_options
+
+    settings = _load(args.config)
+    load_states(settings, base=args.config.resolve().parent)
+    print(f"config and references: ok ({len(settings.models)} model(s))")
+    try:
+        consumer = KafkaConsumer(**client_options(settings.kafka))
+        try:
+            topics = consumer.topics()
+        finally:
+            consumer.close()
+    except KafkaError as exc:
+        print(f"kafka {settings.kafka.bootstrap_servers}: unreachable ({exc})")
+        return 1
+    missing = [
+        t
+        for t in (
+            settings.kafka.predictions_topic,
+            settings.kafka.labels_topic,
+            settings.kafka.dead_letter_topic,
+        )
+        if t not in topics
+    ]
+    print(
+        f"kafka {settings.kafka.bootstrap_servers}: ok"
+        + (f"; missing topics: {', '.join(missing)}" if missing else "")
+    )
+    return 1 if missing else 0
+
+
+def cmd_reference_build(args: argparse.Namespace) -> int:
+    from monitor.reference import build_reference, read_training_file
+
+    settings = _load(args.config)
+    try:
+        model = settings.model(args.model)
+    except KeyError:
+        raise ConfigError(f"--model: no model named {args.model!r} in {args.config}") from None
+    columns = read_training_file(args.input)
+    missing = [f for f in model.features if f not in columns]
+    if missing:
+        print(f"{args.input}: missing feature columns: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    ref = build_reference(
+        model.name, model.task, columns, dict(model.features), fine_bins=args.bins
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    ref.save(args.output)
+    print(
+        f"{args.output}: reference for {model.name} from {ref.rows} rows, "
+        f"{len(ref.features)} features, sha256 {ref.content_hash[:12]}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import DemoOptions, run_demo
+
+    _setup_logging(args.log_level or "WARNING")
+    return run_demo(
+        DemoOptions(duration=args.duration, port=args.port, rate=args.rate, seed=args.seed)
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="modelmon",
+        description="Production model monitoring: Kafka prediction/label streams → drift and "
+        "performance → Prometheus metrics and retraining webhooks.",
+    )
+    p.add_argument("--version", action="version", version=f"modelmon {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon against a Kafka cluster")
+    run.add_argument("--config", "-c", type=Path, required=True, help="YAML config file")
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser(
+        "demo", help="embedded broker + synthetic traffic with injected drift + live view"
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds to run, then exit 0 with a summary (default: until Ctrl-C)",
+    )
+    demo.add_argument("--port", type=int, default=9108, help="HTTP port for /metrics (0: any)")
+    demo.add_argument("--rate", type=float, default=400.0, help="fraud predictions per second")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    demo.set_defaults(func=cmd_demo)
+
+    val = sub.add_parser("validate-config", help="check a config file without connecting")
+    val.add_argument("config", type=Path)
+    val.add_argument(
+        "--references", action="store_true", help="also load every model's reference file"
+    )
+    val.set_defaults(func=cmd_validate)
+
+    chk = sub.add_parser("check", help="validate, load references and reach the brokers")
+    chk.add_argument("--config", "-c", type=Path, required=True)
+    chk.set_defaults(func=cmd_check)
+
+    ref = sub.add_parser("reference", help="reference profiles")
+    ref_sub = ref.add_subparsers(dest="ref_command", required=True)
+    build = ref_sub.add_parser("build", help="build a reference profile from training data")
+    build.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=Path("config/modelmon.yaml"),
+        help="config that declares the model's features",
+    )
+    build.add_argument("--model", required=True)
+    build.add_argument("--input", type=Path, required=True, help="training data (.csv/.jsonl)")
+    build.add_argument("--output", type=Path, required=True)
+    build.add_argument("--bins", type=int, default=1000, help="fine quantile bins per feature")
+    build.set_defaults(func=cmd_reference_build)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"modelmon: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Bytes → :class:`~monitor.events.Prediction` / :class:`~monitor.events.Label`, or a typed error.
+
+Pure: no I/O, no clock. The field mapping (producers rarely let you choose their schema) lives
+here and nowhere else. Every failure has a bounded ``reason`` used as a metric label:
+
+``empty``, ``invalid_json``, ``not_an_object``, ``missing_field``, ``wrong_type``,
+``bad_timestamp``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from monitor.events import DecodeError, Label, Prediction
+from monitor.settings import FeatureKind, FieldMapping
+
+#: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
+#: seconds would otherwise jump the watermark decades ahead and empty every window.
+MIN_TIMESTAMP = 946_684_800.0
+MAX_TIMESTAMP = 4_102_444_800.0
+
+REASONS = (
+    "empty",
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "bad_timestamp",
+)
+
+_MISSING = object()
+
+
+def _get(obj: Mapping[str, Any], path: str) -> Any:
+    if "." not in path:
+        return obj.get(path, _MISSING)
+    node: Any = obj
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """Epoch seconds (number) or RFC 3339 string → epoch seconds; ``None`` if unusable.
+
+    >>> parse_timestamp(1795000000.5)
+    1795000000.5
+    >>> parse_timestamp("2026-11-27T04:00:00Z")
+    1795752000.0
+    >>> parse_timestamp("2026-11-27T05:00:00+01:00")
+    1795752000.0
+    >>> parse_timestamp(1795000000123) is None  # milliseconds are refused, not misread
+    True
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None  # RFC 3339 requires an offset; guessing the zone would shift windows
+        ts = parsed.timestamp()
+    else:
+        return None
+    if not (MIN_TIMESTAMP <= ts < MAX_TIMESTAMP) or math.isnan(ts):
+        return None
+    return ts
+
+
+class Decoder:
+    """Decodes one stream's records for the configured models.
+
+    Parameters
+    ----------
+    fields:
+        Where each field lives in the producer's JSON.
+    schemas:
+        Feature kinds per known model; used to type-check feature values. Features of unknown
+        models are not checked (the pipeline counts and drops those events).
+    """
+
+    def __init__(
+        self, fields: FieldMapping, schemas: Mapping[str, Mapping[str, FeatureKind]]
+    ) -> None:
+        self._f = fields
+        self._schemas = schemas
+
+    def _envelope(self, raw: bytes | None) -> dict[str, Any] | DecodeError:
+        if not raw:
+            return DecodeError("empty", "record has no value")
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return DecodeError("invalid_json", str(exc))
+        if not isinstance(obj, dict):
+            return DecodeError("not_an_object", f"top level is {type(obj).__name__}")
+        return obj
+
+    def _ids(self, obj: Mapping[str, Any]) -> tuple[str, str] | DecodeError:
+        ident, model = _get(obj, self._f.id), _get(obj, self._f.model)
+        if ident is _MISSING or ident is None:
+            return DecodeError("missing_field", f"no {self._f.id!r}")
+        if model is _MISSING or model is None:
+            return DecodeError("missing_field", f"no {self._f.model!r}")
+        if not isinstance(ident, str | int) or isinstance(ident, bool):
+            return DecodeError("wrong_type", f"{self._f.id!r} must be a string")
+        if not isinstance(model, str):
+            return DecodeError("wrong_type", f"{self._f.model!r} must be a string")
+        return str(ident), model
+
+    def _timestamp(self, obj: Mapping[str, Any], kafka_ts: float) -> float | DecodeError:
+        value = _get(obj, self._f.timestamp)
+        if value is _MISSING or value is None:
+            value = kafka_ts
+        ts = parse_timestamp(value)
+        if ts is None:
+            return DecodeError("bad_timestamp", f"unusable timestamp {str(value)[:40]!r}")
+        return ts
+
+    def prediction(self, raw: bytes | None, kafka_ts: float) -> Prediction | DecodeError:
+        """Decode a prediction record; ``kafka_ts`` is used when the event has no timestamp."""
+        obj = self._envelope(raw)
+        if isinstance(obj, DecodeError):
+            return obj
+        ids = self._ids(obj)
+        if isinstance(ids, DecodeError):
+            return ids
+        ts = self._timestamp(obj, kafka_ts)
+        if isinstance(ts, DecodeError):
+            return ts
+        features = _get(obj, self._f.features)
+        if features is _MISSING or features is None:
+            features = {}
+        elif not isinstance(features, dict):
+            return DecodeError("wrong_type", f"{self._f.features!r} must be an object")
+        schema = self._schemas.get(ids[1])
+        if schema is not None:
+            for name, kind in schema.items():
+                value = features.get(name)
+                if value is None:
+                    continue
+                if kind == "numeric":
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        return DecodeError("wrong_type", f"feature {name!r} must be a number")
+                elif not isinstance(value, str | int | bool):
+                    return DecodeError("wrong_type", f"feature {name!r} must be a scalar")
+        prediction = _get(obj, self._f.prediction)
+        score = _get(obj, self._f.score)
+        if prediction is _MISSING and score is _MISSING:
+            return DecodeError(
+                "missing_field", f"no {self._f.prediction!r} and no {self._f.score!r}"
+            )
+        score_value = _check_score(None if score is _MISSING else score)
+        if isinstance(score_value, DecodeError):
+            return score_value
+        version = _get(obj, self._f.version)
+        return Prediction(
+            id=ids[0],
+            model=ids[1],
+            version=None if version is _MISSING or version is None else str(version),
+            timestamp=ts,
+            features=features,
+            prediction=None if prediction is _MISSING else prediction,
+            score=score_value,
+        )
+
+    def label(self, raw: bytes | None, kafka_ts: float) -> Label | DecodeError:
+        """Decode a ground-truth label record."""
+        obj = self._envelope(raw)
+        if isinstance(obj, DecodeError):
+            return obj
+        ids = self._ids(obj)
+        if isinstance(ids, DecodeError):
+            return ids
+        ts = self._timestamp(obj, kafka_ts)
+        if isinstance(ts, DecodeError):
+            return ts
+        label = _get(obj, self._f.label)
+        if label is _MISSING or label is None:
+            return DecodeError("missing_field", f"no {self._f.label!r}")
+        if not isinstance(label, str | int | float):  # bool is an int: True/False labels pass
+            return DecodeError("wrong_type", f"{self._f.label!r} must be a scalar")
+        return Label(id=ids[0], model=ids[1], label=label, timestamp=ts)
+
+
+def _check_score(score: Any) -> float | dict[str, float] | DecodeError | None:
+    if score is None:
+        return None
+    if isinstance(score, int | float) and not isinstance(score, bool):
+        if not 0.0 <= score <= 1.0:
+            return DecodeError("wrong_type", "score must be a probability in [0, 1]")
+        return float(score)
+    if isinstance(score, dict):
+        for cls, p in score.items():
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+                return DecodeError("wrong_type", f"score for class {cls!r} must be in [0, 1]")
+        return {str(k): float(v) for k, v in score.items()}
+    return DecodeError("wrong_type", "score must be a number or an object of class probabilities")

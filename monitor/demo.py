@@ -1,0 +1,241 @@
+"""``modelmon demo``: an embedded broker, synthetic traffic with injected drift, the real daemon.
+
+Everything runs in this process except the broker (a Tansu subprocess on a free port): a
+producer thread sends two models' predictions (and a few malformed records, to show the
+dead-letter path), the daemon consumes them exactly as ``modelmon run`` would, and the terminal
+shows the live statistics. Drift starts a third of the way into ``--duration``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaProducer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from monitor.app import App, load_states
+from monitor.broker import EmbeddedBroker, create_topics
+from monitor.reference import build_reference
+from monitor.settings import Settings, load_settings
+from monitor.snapshot import Snapshot
+from monitor.synthetic import DEMAND_DRIFTED, FRAUD_DRIFTED, Traffic, encode, features_of
+
+log = logging.getLogger(__name__)
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+INJECTED = {"fraud": FRAUD_DRIFTED, "demand": DEMAND_DRIFTED}
+_MALFORMED = (
+    b"{not json",
+    b"[1, 2]",
+    b'{"model": "fraud"}',
+    b'{"id": 1, "model": "fraud", "timestamp": "yesterday", "prediction": 1}',
+)
+
+
+@dataclass
+class DemoOptions:
+    duration: float | None = None  # None: until Ctrl-C, drift after 30 s
+    port: int = 9108
+    rate: float = 400.0  # fraud events/s; demand gets half
+    seed: int = 7
+    config: Path = DEMO_CONFIG
+
+
+@dataclass
+class Producer:
+    """Sends synthetic traffic in 0.25 s ticks until stopped; drift from ``drift_at`` on."""
+
+    bootstrap: str
+    rate: float
+    drift_at: float  # monotonic time
+    seed: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    sent: int = 0
+    malformed: int = 0
+    drifting: bool = False
+
+    def run(self) -> None:
+        traffic = Traffic(self.seed)
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20)
+        tick = 0.25
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                self.drifting = started >= self.drift_at
+                now = time.time()
+                for model, rate in (("fraud", self.rate), ("demand", self.rate / 2)):
+                    n = max(1, int(rate * tick))
+                    for e in traffic.events(model, n, now, n / tick, drifted=self.drifting):
+                        producer.send("predictions", key=e["id"].encode(), value=encode(e))
+                    self.sent += n
+                if int(started / tick) % 20 == 0:  # ~one malformed record every 5 s
+                    bad = _MALFORMED[self.malformed % len(_MALFORMED)]
+                    producer.send("predictions", value=bad)
+                    self.malformed += 1
+                producer.flush()
+                self.stop.wait(max(0.0, tick - (time.monotonic() - started)))
+        finally:
+            producer.close(timeout=5)
+
+
+def _build_demand_reference(workdir: Path, seed: int) -> Path:
+    rows = list(Traffic(seed + 1).training_rows("demand", 20_000))
+    columns = {k: [r.get(k) for r in rows] for k in rows[0]}
+    ref = build_reference("demand", "regression", columns, features_of("demand"))  # type: ignore[arg-type]
+    path = workdir / "reference" / "demand.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ref.save(path)
+    return path
+
+
+def _view(snap: Snapshot | None, prod: Producer, elapsed: float, app: App) -> Group:
+    head = Text(
+        f"t={elapsed:5.1f}s  sent={prod.sent}  malformed={prod.malformed}  "
+        f"traffic={'DRIFTED' if prod.drifting else 'normal'}  metrics: "
+        f"http://127.0.0.1:{app.http.port}/metrics",
+        style="bold red" if prod.drifting else "bold",
+    )
+    parts: list[Table | Text | Panel] = [head]
+    for m in snap.models if snap else ():
+        if not m.reference_ready:
+            parts.append(Text(f"{m.model}: building reference from the first events…"))
+            continue
+        for w in m.windows:
+            table = Table(
+                title=f"{m.model} · window {w.window} · {w.predictions} predictions",
+                title_justify="left",
+                expand=False,
+            )
+            for col in ("feature", "PSI", "KS", "KS p", "χ² p", "drift"):
+                table.add_column(col, justify="right" if col != "feature" else "left")
+            if not w.enough_samples:
+                parts.append(
+                    Text(
+                        f"{m.model} {w.window}: {w.predictions} predictions, "
+                        "below min_samples — statistics withheld"
+                    )
+                )
+                continue
+            for f in w.features:
+                table.add_row(
+                    f.feature,
+                    f"{f.psi:.3f}",
+                    "—" if f.ks_statistic is None else f"{f.ks_statistic:.3f}",
+                    "—" if f.ks_pvalue is None else f"{f.ks_pvalue:.1e}",
+                    f"{f.chi2_pvalue:.1e}",
+                    Text("DRIFT", style="bold red") if f.drift_detected else Text("ok", "green"),
+                )
+            parts.append(table)
+    return Group(*parts)
+
+
+def _summary(snap: Snapshot | None, console: Console) -> bool:
+    """Print what was detected per model; True when every injected feature was caught."""
+    caught_all = True
+    for m in snap.models if snap else ():
+        w = m.window("1m") or (m.windows[0] if m.windows else None)
+        if w is None or not w.enough_samples:
+            console.print(f"{m.model}: not enough data for a verdict")
+            caught_all = False
+            continue
+        drifted = set(w.drifted())
+        injected = set(INJECTED.get(m.model, ()))
+        missed, extra = sorted(injected - drifted), sorted(drifted - injected)
+        caught_all &= not missed
+        console.print(
+            f"{m.model} (window {w.window}, {w.predictions} predictions): drift detected in "
+            f"{', '.join(sorted(drifted)) or 'no feature'}; injected: {', '.join(sorted(injected))}"
+            + (f"; MISSED: {', '.join(missed)}" if missed else "")
+            + (f"; also flagged: {', '.join(extra)}" if extra else "")
+        )
+    return caught_all
+
+
+def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
+    console = console or Console()
+    workdir = Path(tempfile.mkdtemp(prefix="modelmon-demo-"))
+    with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
+        create_topics(broker.bootstrap, {"predictions": 3, "labels": 3, "modelmon-dlq": 1})
+        _build_demand_reference(workdir, opts.seed)
+        settings: Settings = load_settings(
+            opts.config,
+            overrides={
+                "kafka": {"bootstrap_servers": broker.bootstrap},
+                "http": {"port": opts.port},
+                "state": {"dir": str(workdir / "state")},
+            },
+        )
+        app = App(settings, states=load_states(settings, base=workdir))
+        console.print(
+            f"[bold]modelmon demo[/]: broker {broker.bootstrap}, metrics on "
+            f"http://127.0.0.1:{app.http.port}/metrics, work dir {workdir}"
+        )
+        start = time.monotonic()
+        drift_after = opts.duration / 3 if opts.duration else 30.0
+        console.print(
+            f"drift will be injected into {sorted(FRAUD_DRIFTED)} (fraud) and "
+            f"{sorted(DEMAND_DRIFTED)} (demand) after {drift_after:.0f}s"
+        )
+        prod = Producer(broker.bootstrap, opts.rate, start + drift_after, opts.seed)
+        threads = [
+            threading.Thread(target=prod.run, name="demo-producer", daemon=True),
+            threading.Thread(
+                target=app.run, kwargs={"install_signals": False}, name="modelmon", daemon=True
+            ),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            _watch(app, prod, console, start, opts.duration)
+        except KeyboardInterrupt:
+            console.print("interrupted")
+        finally:
+            prod.stop.set()
+            app.request_stop()
+            for t in threads:
+                t.join(timeout=30)
+        snap = app.evaluate_now()
+        console.rule("summary")
+        console.print(
+            f"sent {prod.sent} predictions and {prod.malformed} malformed records "
+            f"in {time.monotonic() - start:.0f}s"
+        )
+        caught = _summary(snap, console)
+        console.print(
+            "drift detected on every injected feature"
+            if caught
+            else "some injected drift was not detected"
+        )
+    return 0
+
+
+def _watch(
+    app: App, prod: Producer, console: Console, start: float, duration: float | None
+) -> None:
+    announced: set[tuple[str, str]] = set()
+    end = start + duration if duration else float("inf")
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=2) as live:
+            while time.monotonic() < end:
+                live.update(_view(app.snapshot, prod, time.monotonic() - start, app))
+                time.sleep(0.5)
+        return
+    while time.monotonic() < end:  # unattended: a line per change, no screen redraws
+        time.sleep(1.0)
+        for m in app.snapshot.models if app.snapshot else ():
+            for w in m.windows:
+                for f in w.drifted():
+                    if (m.model, f) not in announced:
+                        announced.add((m.model, f))
+                        console.print(
+                            f"t={time.monotonic() - start:5.1f}s DRIFT DETECTED "
+                            f"model={m.model} window={w.window} feature={f}"
+                        )

@@ -1,0 +1,83 @@
+"""Immutable event and result types that cross module boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Stream = Literal["predictions", "labels"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record as the ingest layer hands it over (client-independent)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float  # the Kafka record timestamp, epoch seconds
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    id: str
+    model: str
+    version: str | None
+    timestamp: float  # event time, epoch seconds
+    features: dict[str, Any]
+    prediction: Any
+    score: float | dict[str, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    id: str
+    model: str
+    label: Any
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    """Why a record could not become an event; ``reason`` is a bounded metric label."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record bound for the dead-letter topic, with the headers that explain it."""
+
+    record: RawRecord
+    stream: Stream
+    reason: str
+    detail: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("modelmon-source-topic", self.record.topic.encode()),
+            ("modelmon-source-partition", str(self.record.partition).encode()),
+            ("modelmon-source-offset", str(self.record.offset).encode()),
+            ("modelmon-reason", self.reason.encode()),
+            ("modelmon-detail", self.detail[:500].encode("utf-8", "replace")),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetRange:
+    """First and last offset a window's state covers on one partition."""
+
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one poll produced, split by stream, plus the records that failed decoding."""
+
+    predictions: list[Prediction] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)

@@ -1,0 +1,242 @@
+"""Prometheus export and the HTTP endpoints.
+
+Pull, not push: :class:`SnapshotCollector` builds the statistic families at scrape time from the
+latest immutable :class:`~monitor.snapshot.Snapshot` (swapped whole by the evaluator), so a
+scrape never sees half an evaluation. A window below ``min_samples`` exports no statistics at
+all: dashboards show a gap, not a false calm.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import orjson
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.snapshot import Snapshot
+
+# (metric suffix, help, FeatureDrift attribute)
+_FEATURE_METRICS = (
+    ("feature_psi", "Population stability index of the feature vs the reference.", "psi"),
+    (
+        "feature_ks_statistic",
+        "Binned two-sample KS statistic (lower bound of exact).",
+        "ks_statistic",
+    ),
+    (
+        "feature_ks_pvalue",
+        "Two-sample KS p-value (asymptotic Kolmogorov distribution).",
+        "ks_pvalue",
+    ),
+    (
+        "feature_chi2_pvalue",
+        "Chi-square p-value of window vs reference bin frequencies.",
+        "chi2_pvalue",
+    ),
+)
+# (metric name, help, key in WindowResult.performance)
+PERFORMANCE_METRICS = (
+    ("modelmon_accuracy_ratio", "Accuracy on labelled predictions.", "accuracy"),
+    (
+        "modelmon_precision_ratio",
+        "Precision (positive class, or macro for multiclass).",
+        "precision",
+    ),
+    ("modelmon_recall_ratio", "Recall (positive class, or macro for multiclass).", "recall"),
+    ("modelmon_f1_ratio", "F1 (positive class, or macro for multiclass).", "f1"),
+    ("modelmon_roc_auc_ratio", "ROC AUC from binned score histograms.", "roc_auc"),
+    ("modelmon_log_loss", "Mean log loss of labelled predictions.", "log_loss"),
+    ("modelmon_brier_score", "Brier score of labelled predictions.", "brier"),
+    ("modelmon_mean_absolute_error", "Mean absolute error (regression).", "mae"),
+    ("modelmon_root_mean_squared_error", "Root mean squared error (regression).", "rmse"),
+    (
+        "modelmon_mean_absolute_percentage_error_ratio",
+        "Mean absolute percentage error, zero targets skipped (regression).",
+        "mape",
+    ),
+    (
+        "modelmon_estimated_accuracy_ratio",
+        "Label-free accuracy estimate from scores.",
+        "estimated_accuracy",
+    ),
+    ("modelmon_estimation_error_ratio", "Estimated minus realised accuracy.", "estimation_error"),
+    ("modelmon_calibration_error_ratio", "Expected calibration error.", "ece"),
+    (
+        "modelmon_label_coverage_ratio",
+        "Share of the window's predictions with a label.",
+        "label_coverage",
+    ),
+)
+
+
+def _ok(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+class SnapshotCollector(Collector):
+    """Statistic families from the latest snapshot, rebuilt on every scrape."""
+
+    def __init__(self, latest: Callable[[], Snapshot | None]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snap = self._latest()
+        if snap is None:
+            return
+        fam = {
+            suffix: GaugeMetricFamily(
+                f"modelmon_{suffix}", doc, labels=["model", "window", "feature"]
+            )
+            for suffix, doc, _ in _FEATURE_METRICS
+        }
+        detected = GaugeMetricFamily(
+            "modelmon_feature_drift_detected",
+            "1 when the feature drifted after the multiple-testing correction.",
+            labels=["model", "window", "feature"],
+        )
+        mw = ["model", "window"]
+        pred_psi = GaugeMetricFamily(
+            "modelmon_prediction_psi", "PSI of the prediction/score distribution.", labels=mw
+        )
+        n_pred = GaugeMetricFamily(
+            "modelmon_window_predictions", "Predictions in the window.", labels=mw
+        )
+        n_lab = GaugeMetricFamily(
+            "modelmon_window_labels", "Labelled predictions in the window.", labels=mw
+        )
+        perf = {
+            key: GaugeMetricFamily(name, doc, labels=mw) for name, doc, key in PERFORMANCE_METRICS
+        }
+        degraded = GaugeMetricFamily(
+            "modelmon_degraded", "1 while the model is in the degraded state.", labels=["model"]
+        )
+        last_eval = GaugeMetricFamily(
+            "modelmon_last_evaluation_timestamp_seconds",
+            "Wall-clock time of the model's last evaluation.",
+            labels=["model"],
+        )
+        ref_ready = GaugeMetricFamily(
+            "modelmon_reference_ready",
+            "1 once the model's reference profile is loaded or bootstrapped.",
+            labels=["model"],
+        )
+        for m in snap.models:
+            degraded.add_metric([m.model], float(m.degraded))
+            last_eval.add_metric([m.model], m.evaluated_at)
+            ref_ready.add_metric([m.model], float(m.reference_ready))
+            for w in m.windows:
+                lv = [m.model, w.window]
+                n_pred.add_metric(lv, w.predictions)
+                n_lab.add_metric(lv, w.labels)
+                if not w.enough_samples:
+                    continue
+                if _ok(w.prediction_psi):
+                    pred_psi.add_metric(lv, w.prediction_psi)  # type: ignore[arg-type]
+                for key, value in w.performance.items():
+                    if key in perf and _ok(value):
+                        perf[key].add_metric(lv, value)
+                for f in w.features:
+                    lf = [*lv, f.feature]
+                    for suffix, _, attr in _FEATURE_METRICS:
+                        value = getattr(f, attr)
+                        if _ok(value):
+                            fam[suffix].add_metric(lf, value)
+                    detected.add_metric(lf, float(f.drift_detected))
+        yield from fam.values()
+        yield from (detected, pred_psi, n_pred, n_lab, *perf.values(), degraded, last_eval)
+        yield ref_ready
+
+
+Health = Callable[[], tuple[bool, str]]
+
+
+class _Threading(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # scrapes every 15 s would drown the daemon's own log
+
+
+class HttpServer:
+    """``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status`` and a small status page."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        latest: Callable[[], Snapshot | None],
+        liveness: Health,
+        readiness: Health,
+        host: str,
+        port: int,
+    ) -> None:
+        self._metrics_app = make_wsgi_app(registry)
+        self._latest = latest
+        self._liveness = liveness
+        self._readiness = readiness
+        self._server = make_server(host, port, self._app, _Threading, handler_class=_Quiet)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="modelmon-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _app(self, environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return self._metrics_app(environ, start)  # type: ignore[no-any-return]
+        if path in ("/healthz", "/readyz"):
+            ok, why = (self._liveness if path == "/healthz" else self._readiness)()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            return _reply(start, status, "text/plain; charset=utf-8", (why + "\n").encode())
+        if path == "/api/v1/status":
+            snap = self._latest()
+            body = orjson.dumps(
+                {"ready": self._readiness()[0], "snapshot": snap.to_json() if snap else None}
+            )
+            return _reply(start, "200 OK", "application/json", body)
+        if path == "/":
+            return _reply(start, "200 OK", "text/html; charset=utf-8", self._page())
+        return _reply(start, "404 Not Found", "text/plain", b"not found\n")
+
+    def _page(self) -> bytes:
+        snap = self._latest()
+        rows = []
+        for m in snap.models if snap else ():
+            for w in m.windows:
+                drifted = ", ".join(w.drifted()) or "none"
+                rows.append(
+                    f"<tr><td>{html.escape(m.model)}</td><td>{html.escape(w.window)}</td>"
+                    f"<td>{w.predictions}</td><td>{html.escape(drifted)}</td></tr>"
+                )
+        table = "".join(rows) or "<tr><td colspan=4>no evaluation yet</td></tr>"
+        return (
+            "<!doctype html><title>modelmon</title><h1>modelmon</h1>"
+            "<p><a href=/metrics>metrics</a> · <a href=/api/v1/status>status JSON</a></p>"
+            "<table border=1><tr><th>model</th><th>window</th><th>predictions</th>"
+            f"<th>drifted features</th></tr>{table}</table>"
+        ).encode()
+
+
+def _reply(start: Callable[..., Any], status: str, ctype: str, body: bytes) -> list[bytes]:
+    start(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,73 @@
+"""Operational metrics, instrumented directly on the app's own registry (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from monitor import __version__
+
+
+class OpsMetrics:
+    """Counters and gauges about the daemon itself; the statistics live in :mod:`export`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "modelmon_events", "Valid events consumed.", ["model", "stream"], registry=registry
+        )
+        self.invalid = Counter(
+            "modelmon_invalid_events",
+            "Records that failed decoding or validation (sent to the dead-letter topic).",
+            ["stream", "reason"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "modelmon_dead_letter_records",
+            "Records written to the dead-letter topic.",
+            registry=registry,
+        )
+        self.dead_letter_errors = Counter(
+            "modelmon_dead_letter_errors",
+            "Dead-letter produce failures (the record is retried before its offset commits).",
+            registry=registry,
+        )
+        self.late = Counter(
+            "modelmon_late_events",
+            "Events older than the watermark (newest event time minus allowed lateness).",
+            ["model", "stream"],
+            registry=registry,
+        )
+        self.unknown_models = Counter(
+            "modelmon_unknown_model_events",
+            "Events for models that are not configured (counted, not stored).",
+            ["stream"],
+            registry=registry,
+        )
+        self.unknown_features = Counter(
+            "modelmon_unknown_features",
+            "Feature values of features not in the model's config (counted, not stored).",
+            ["model"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "modelmon_consumer_lag_messages",
+            "End offset minus consumed position (approximate: brokers report end offsets late).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.kafka_up = Gauge(
+            "modelmon_kafka_up", "1 when the last broker request succeeded.", registry=registry
+        )
+        self.eval_duration = Histogram(
+            "modelmon_evaluation_duration_seconds",
+            "Time to evaluate all models once.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "modelmon_batch_duration_seconds",
+            "Time to decode and window one polled batch.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=registry,
+        )
+        self.build = Info("modelmon_build", "modelmon build information.", registry=registry)
+        self.build.info({"version": __version__})

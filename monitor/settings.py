@@ -1,0 +1,336 @@
+"""Configuration schema: a YAML file plus ``MODELMON_`` environment overrides.
+
+Validation only: nothing here opens a connection or a file other than the YAML itself, so
+``modelmon validate-config`` and the daemon's start fail on the same errors, before any I/O.
+
+Environment variables override the file, nested with ``__``::
+
+    MODELMON_KAFKA__BOOTSTRAP_SERVERS=kafka-0:9092
+    MODELMON_MODELS__FRAUD__POLICY__PSI_MAX=0.3     # a model is addressed by name (or index)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "MODELMON_"
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Parse ``10s``, ``5m``, ``1h``, ``24h``, ``250ms``, ``2d`` or plain seconds into seconds.
+
+    >>> parse_duration("5m"), parse_duration(30), parse_duration("1.5h")
+    (300.0, 30.0, 5400.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or like 10s, 5m, 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"invalid duration {value!r}: use seconds or e.g. 10s, 5m, 1h, 24h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+FeatureKind = Literal["numeric", "categorical"]
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Connection and topics; security fields are named as kafka-python names them."""
+
+    bootstrap_servers: str = "localhost:9092"
+    group_id: str = "modelmon"
+    client_id: str = "modelmon"
+    predictions_topic: str = "predictions"
+    labels_topic: str = "labels"
+    dead_letter_topic: str = "modelmon-dlq"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = Field(2000, ge=1, le=100_000)
+    poll_timeout: Duration = 0.5
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    request_timeout_ms: int = Field(30_000, ge=1000)
+
+
+class HttpSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(9108, ge=0, le=65535)
+
+
+class StateSettings(_Section):
+    dir: Path = Path("/var/lib/modelmon")
+    checkpoint_interval: Duration = 30.0
+
+
+class EvaluationSettings(_Section):
+    interval: Duration = Field(15.0, gt=0)
+    #: Liveness fails when the consume loop has not made progress for this long.
+    liveness_timeout: Duration = Field(120.0, gt=0)
+
+
+class ShutdownSettings(_Section):
+    deadline: Duration = Field(20.0, gt=0)
+
+
+class WindowSpec(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    length: Duration = Field(gt=0)
+    pane: Duration = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _panes_tile_window(self) -> WindowSpec:
+        ratio = self.length / self.pane
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(f"window {self.name}: length must be a whole number of panes")
+        if round(ratio) > 10_000:
+            raise ValueError(f"window {self.name}: more than 10000 panes; use a larger pane")
+        return self
+
+
+class PolicySettings(_Section):
+    min_samples: int = Field(500, ge=1)
+    psi_max: float | None = Field(0.2, gt=0)
+    ks_alpha: float | None = Field(0.01, gt=0, lt=1)
+    chi2_alpha: float | None = Field(0.01, gt=0, lt=1)
+    fdr: Literal["benjamini_hochberg", "none"] = "benjamini_hochberg"
+    accuracy_min: float | None = Field(None, ge=0, le=1)
+    breaches_to_fire: int = Field(3, ge=1)
+    cooldown: Duration = 6 * 3600.0
+    #: Which window the rules read; default: the model's longest window.
+    window: str | None = None
+
+
+class WebhookSettings(_Section):
+    url: str
+    secret_env: str | None = None
+    secret: SecretStr | None = None
+    allow_private_targets: bool = False
+    timeout: Duration = 15.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("webhook url must start with http:// or https://")
+        return url
+
+
+class FieldMapping(_Section):
+    """Where each event field lives in the producer's JSON (dots address nested keys)."""
+
+    id: str = "id"
+    model: str = "model"
+    version: str = "version"
+    timestamp: str = "timestamp"
+    features: str = "features"
+    prediction: str = "prediction"
+    score: str = "score"
+    label: str = "label"
+
+
+class BootstrapReference(_Section):
+    """Build the reference from the model's first N events instead of a file."""
+
+    bootstrap_events: int = Field(ge=100)
+
+
+class ModelSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    task: Task = "binary_classification"
+    positive_class: int | str = 1
+    classes: list[int | str] | None = None
+    reference: Path | BootstrapReference
+    windows: list[WindowSpec] = Field(
+        default_factory=lambda: [
+            WindowSpec(name="5m", length=300, pane=10),
+            WindowSpec(name="1h", length=3600, pane=60),
+        ],
+        min_length=1,
+    )
+    allowed_lateness: Duration = 120.0
+    label_ttl: Duration = 24 * 3600.0
+    features: dict[str, FeatureKind] = Field(min_length=1)
+    policy: PolicySettings = PolicySettings()
+    webhook: WebhookSettings | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSettings:
+        names = [w.name for w in self.windows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model {self.name}: window names must be unique")
+        if self.policy.window is not None and self.policy.window not in names:
+            raise ValueError(f"model {self.name}: policy.window {self.policy.window!r} unknown")
+        if self.task == "multiclass_classification" and not self.classes:
+            raise ValueError(f"model {self.name}: multiclass_classification needs `classes`")
+        return self
+
+    @property
+    def longest_window(self) -> float:
+        return max(w.length for w in self.windows)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    fields: FieldMapping = FieldMapping()
+    http: HttpSettings = HttpSettings()
+    state: StateSettings = StateSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    models: list[ModelSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> Settings:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("model names must be unique")
+        return self
+
+    def model(self, name: str) -> ModelSettings:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML comes in as init kwargs (see load_settings); env must win over it, so the
+        # env source goes first. `models` is a list, which pydantic-settings cannot address by
+        # index from env: load_settings folds MODELMON_MODELS__* into the list itself.
+        return (_EnvWithoutModels(settings_cls), init_settings, file_secret_settings)
+
+
+class _EnvWithoutModels(EnvSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        if isinstance(data.get("models"), dict):
+            del data["models"]
+        return data
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message naming the key."""
+
+
+def _apply_model_env(models: list[Any], environ: Mapping[str, str]) -> None:
+    prefix = f"{ENV_PREFIX}MODELS__"
+    for key, value in sorted(environ.items()):
+        if not key.upper().startswith(prefix):
+            continue
+        parts = key[len(prefix) :].lower().split("__")
+        selector, path = parts[0], parts[1:]
+        target = next(
+            (m for i, m in enumerate(models) if str(i) == selector or m.get("name") == selector),
+            None,
+        )
+        if target is None or not path:
+            raise ConfigError(f"{key}: no model named or numbered {selector!r} in the config")
+        node = target
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(value)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: ``models[0].policy.psi_max: Input should be ... (got 'x')``."""
+    lines = []
+    for e in err.errors():
+        loc = ""
+        for part in e["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        got = f" (got {e['input']!r})" if e["type"] != "missing" and "input" in e else ""
+        if "secret" in loc or "password" in loc:
+            got = ""  # never echo a secret back
+        lines.append(f"{loc or 'config'}: {e['msg']}{got}")
+    return "; ".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def load_settings(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the YAML file (optional), merge ``overrides``, apply ``MODELMON_`` env, validate.
+
+    Raises :class:`ConfigError` with a single line naming the offending key.
+    """
+    environ = os.environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: the top level must be a mapping")
+        data = loaded or {}
+    _deep_merge(data, overrides or {})
+    if any(k.upper().startswith(f"{ENV_PREFIX}MODELS__") for k in environ):
+        models = data.get("models")
+        if not isinstance(models, list):
+            raise ConfigError("models: MODELMON_MODELS__* overrides need models in the file")
+        _apply_model_env(models, environ)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None

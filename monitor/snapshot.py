@@ -1,0 +1,77 @@
+"""The immutable result of one evaluation: what the exporter, the status API and the policy read.
+
+A new :class:`Snapshot` is built on every evaluation tick and swapped in whole, so a scrape
+never sees half an evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDrift:
+    feature: str
+    kind: str  # numeric | categorical
+    count: int  # window events with a value for this feature (missing included)
+    psi: float
+    ks_statistic: float | None  # numeric only
+    ks_pvalue: float | None
+    ks_bound: float | None  # the binned KS statistic is within +bound of the exact one
+    chi2_pvalue: float
+    drift_detected: bool  # after the model's multiple-testing correction
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    window: str
+    start: float
+    end: float
+    predictions: int
+    labels: int
+    enough_samples: bool  # predictions >= policy.min_samples; below that, statistics are absent
+    features: tuple[FeatureDrift, ...] = ()
+    prediction_psi: float | None = None
+    performance: dict[str, float] = field(default_factory=dict)
+
+    def drifted(self) -> list[str]:
+        return [f.feature for f in self.features if f.drift_detected]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResult:
+    model: str
+    version: str | None
+    reference_ready: bool
+    reference_hash: str | None
+    evaluated_at: float  # wall clock, epoch seconds
+    windows: tuple[WindowResult, ...] = ()
+    degraded: bool = False
+
+    def window(self, name: str) -> WindowResult | None:
+        return next((w for w in self.windows if w.window == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    created_at: float
+    models: tuple[ModelResult, ...] = ()
+
+    def model(self, name: str) -> ModelResult | None:
+        return next((m for m in self.models if m.model == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN and infinities become null)."""
+        return _finite(asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

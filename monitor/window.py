@@ -1,0 +1,140 @@
+"""Event-time sliding windows made of panes of mergeable counts.
+
+Pure: event time is always an argument, no clock is read. A window of length ``L`` is ``L / P``
+panes of ``P`` seconds; pane ``k`` holds the events with ``k*P <= t < (k+1)*P``. The window
+ends at the pane of the newest event time seen (the *head*), so it covers the panes
+``(head - n_panes, head]``. A running total is kept: adding to a pane adds to the total, and a
+pane that slides out is subtracted, so evaluation reads one vector whatever the traffic.
+
+The watermark is the newest event time seen minus the allowed lateness; an event older than the
+watermark *at the moment it arrives* is late: counted by the caller, never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+_EMPTY = np.iinfo(np.int64).min
+
+
+def accept_on_time(
+    timestamps: FloatArray, newest_seen: float, allowed_lateness: float
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """Mask of events that are not late, and the newest event time after the batch.
+
+    Vectorised but order-exact: event ``i`` is judged against the newest time seen *before*
+    it (earlier batches and earlier records of this batch), as if processed one by one, so the
+    result does not depend on how records were split into batches.
+
+    >>> ts = np.array([100.0, 50.0, 200.0, 150.0, 30.0])
+    >>> mask, newest = accept_on_time(ts, newest_seen=90.0, allowed_lateness=60.0)
+    >>> mask.tolist(), newest
+    ([True, True, True, True, False], 200.0)
+    """
+    if timestamps.size == 0:
+        return np.zeros(0, dtype=bool), newest_seen
+    before = np.maximum.accumulate(np.concatenate(([newest_seen], timestamps[:-1])))
+    mask = timestamps >= before - allowed_lateness
+    return mask, float(max(newest_seen, float(timestamps.max())))
+
+
+class PaneRing:
+    """A sliding window of fixed-width count vectors, one row per pane, in a ring buffer.
+
+    Parameters
+    ----------
+    length, pane:
+        Window length and pane size in seconds; ``length`` is a whole number of panes.
+    width:
+        Number of counters per pane (all features' bins side by side).
+
+    Examples
+    --------
+    >>> ring = PaneRing(length=30.0, pane=10.0, width=3)
+    >>> ring.add(np.array([0.0, 5.0, 12.0]), np.array([0, 1, 1]))
+    >>> ring.total.tolist()
+    [1, 2, 0]
+    >>> ring.add(np.array([31.0]), np.array([2]))   # head moves to pane 3: pane 0 slides out
+    >>> ring.total.tolist(), ring.bounds()
+    ([0, 1, 1], (10.0, 40.0))
+    """
+
+    def __init__(self, length: float, pane: float, width: int) -> None:
+        self.pane = float(pane)
+        self.n_panes = round(length / pane)
+        self.width = width
+        # int32 per pane keeps a 1h/1m window of 20 features x 1000 bins under 5 MB.
+        self.slots = np.zeros((self.n_panes, width), dtype=np.int32)
+        self.pane_ids = np.full(self.n_panes, _EMPTY, dtype=np.int64)
+        self.total = np.zeros(width, dtype=np.int64)
+        self.head: int | None = None
+
+    def pane_of(self, timestamps: FloatArray) -> IntArray:
+        return np.floor(timestamps / self.pane).astype(np.int64)
+
+    def advance(self, head: int) -> None:
+        """Move the head to pane ``head`` (never backwards), expiring panes that slide out."""
+        if self.head is not None and head <= self.head:
+            return
+        self.head = head
+        stale = (self.pane_ids != _EMPTY) & (self.pane_ids <= head - self.n_panes)
+        for slot in np.flatnonzero(stale):
+            self.total -= self.slots[slot]
+            self.slots[slot] = 0
+            self.pane_ids[slot] = _EMPTY
+
+    def in_window(self, pane_ids: IntArray) -> npt.NDArray[np.bool_]:
+        if self.head is None:
+            return np.zeros(pane_ids.shape, dtype=bool)
+        return (pane_ids > self.head - self.n_panes) & (pane_ids <= self.head)
+
+    def add(self, timestamps: FloatArray, bins: IntArray, per_event: int = 1) -> None:
+        """Count events: ``bins`` holds ``per_event`` counter indices per event, event-major.
+
+        The head first advances to the newest pane in the batch; events whose pane is then
+        outside the window are not stored (they would have slid out anyway).
+        """
+        if timestamps.size == 0:
+            return
+        panes = self.pane_of(timestamps)
+        self.advance(int(panes.max()))
+        keep = self.in_window(panes)
+        panes = np.repeat(panes, per_event)
+        bins = bins[np.repeat(keep, per_event)]
+        panes = panes[np.repeat(keep, per_event)]
+        for pane_id in np.unique(panes):
+            counts = np.bincount(bins[panes == pane_id], minlength=self.width)
+            self.add_counts(int(pane_id), counts)
+
+    def add_counts(self, pane_id: int, counts: IntArray) -> bool:
+        """Add a count vector to pane ``pane_id`` if it is inside the window."""
+        if self.head is None or not (self.head - self.n_panes < pane_id <= self.head):
+            return False
+        slot = pane_id % self.n_panes
+        if self.pane_ids[slot] != pane_id:
+            self.slots[slot] = 0
+            self.pane_ids[slot] = pane_id
+        self.slots[slot] += counts.astype(np.int32, copy=False)
+        self.total += counts
+        return True
+
+    def bounds(self) -> tuple[float, float]:
+        """Event-time ``[start, end)`` the window covers (NaN before the first event)."""
+        if self.head is None:
+            return float("nan"), float("nan")
+        return (self.head - self.n_panes + 1) * self.pane, (self.head + 1) * self.pane
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """An immutable copy of a window's totals, taken at evaluation time."""
+
+    name: str
+    start: float
+    end: float
+    total: IntArray
