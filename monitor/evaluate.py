@@ -18,15 +18,12 @@ def _psi_counts(slot: Slot, counts: IntArray) -> tuple[IntArray, IntArray]:
     """Coarse PSI bins for a numeric feature, all bins for a categorical one."""
     ref = slot.profile.counts
     if isinstance(slot.profile, NumericProfile):
-        n_coarse = int(slot.profile.coarse.max()) + 1
-        ref_c = coarsen(ref[:-1], slot.profile.coarse, n_coarse)
-        win_c = coarsen(counts[:-1], slot.profile.coarse, n_coarse)
-        # The missing bin is a PSI bin of its own only when someone has missing values, so a
-        # feature that is never missing is not diluted by an always-empty bin.
-        if ref[-1] or counts[-1]:
-            ref_c = np.append(ref_c, ref[-1])
-            win_c = np.append(win_c, counts[-1])
-        return ref_c, win_c
+        # The missing bin rides along as an extra PSI bin: empty on both sides it adds 0.
+        n_coarse = slot.profile.n_coarse
+        return (
+            coarsen(ref, slot.profile.coarse, n_coarse),
+            coarsen(counts, slot.profile.coarse, n_coarse),
+        )
     return ref, counts
 
 

@@ -20,9 +20,13 @@ def dec() -> Decoder:
 
 def good(**over: object) -> dict[str, object]:
     event: dict[str, object] = {
-        "id": "9f1c", "model": "fraud", "version": "2026-11-01", "timestamp": 1795000100.5,
+        "id": "9f1c",
+        "model": "fraud",
+        "version": "2026-11-01",
+        "timestamp": 1795000100.5,
         "features": {"amount": 41.5, "country": "DE", "age": None},
-        "prediction": 1, "score": 0.83,
+        "prediction": 1,
+        "score": 0.83,
     }
     event.update(over)
     return event
@@ -32,7 +36,11 @@ def test_valid_prediction(dec: Decoder) -> None:
     p = dec.prediction(orjson.dumps(good()), KAFKA_TS)
     assert isinstance(p, Prediction)
     assert (p.id, p.model, p.version, p.timestamp, p.score) == (
-        "9f1c", "fraud", "2026-11-01", 1795000100.5, 0.83
+        "9f1c",
+        "fraud",
+        "2026-11-01",
+        1795000100.5,
+        0.83,
     )
     assert p.features["amount"] == 41.5
 
@@ -61,8 +69,9 @@ def test_multiclass_scores_and_regression_without_score(dec: Decoder) -> None:
 def test_field_mapping_with_nested_paths() -> None:
     fields = FieldMapping(id="meta.request_id", model="meta.model", features="inputs")
     dec = Decoder(fields, SCHEMAS)  # type: ignore[arg-type]
-    raw = orjson.dumps({"meta": {"request_id": "r1", "model": "fraud"},
-                        "inputs": {"amount": 3}, "prediction": 0})
+    raw = orjson.dumps(
+        {"meta": {"request_id": "r1", "model": "fraud"}, "inputs": {"amount": 3}, "prediction": 0}
+    )
     p = dec.prediction(raw, KAFKA_TS)
     assert isinstance(p, Prediction) and (p.id, p.features) == ("r1", {"amount": 3})
 
@@ -76,8 +85,10 @@ MALFORMED = [
     (b'"a string"', "not_an_object"),
     (orjson.dumps({k: v for k, v in good().items() if k != "id"}), "missing_field"),
     (orjson.dumps({k: v for k, v in good().items() if k != "model"}), "missing_field"),
-    (orjson.dumps({k: v for k, v in good().items() if k not in ("prediction", "score")}),
-     "missing_field"),
+    (
+        orjson.dumps({k: v for k, v in good().items() if k not in ("prediction", "score")}),
+        "missing_field",
+    ),
     (orjson.dumps(good(id=None)), "missing_field"),
     (orjson.dumps(good(id=[1])), "wrong_type"),
     (orjson.dumps(good(id=True)), "wrong_type"),

@@ -50,9 +50,7 @@ def test_file_values_and_defaults(cfg: Path) -> None:
     assert m.longest_window == 3600.0
 
 
-def test_env_overrides_file_sections_and_models(
-    cfg: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_overrides_file_sections_and_models(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELMON_KAFKA__GROUP_ID", "from-env")
     monkeypatch.setenv("MODELMON_HTTP__PORT", "9200")
     monkeypatch.setenv("MODELMON_MODELS__FRAUD__POLICY__PSI_MAX", "0.3")
@@ -104,7 +102,7 @@ def test_unknown_model_in_env_is_an_error(cfg: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no-such.yaml"):
+    with pytest.raises(ConfigError, match=r"no-such\.yaml"):
         load_settings(tmp_path / "no-such.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [unclosed")

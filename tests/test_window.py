@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,7 +33,7 @@ def run_in_batches(evs: list[tuple[float, int]], cuts: list[int]) -> tuple[PaneR
     bins = np.array([e[1] for e in evs], dtype=np.int64)
     bounds = sorted({0, len(evs), *(c for c in cuts if c < len(evs))})
     newest, late = float("-inf"), 0
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         newest, n_late = feed(ring, ts[a:b], bins[a:b], newest)
         late += n_late
     return ring, late
@@ -51,9 +53,7 @@ def test_batches_merge_to_the_single_batch_result(
 
 @given(events, splits)
 @settings(max_examples=300, deadline=None)
-def test_sliding_window_equals_recomputation(
-    evs: list[tuple[float, int]], cuts: list[int]
-) -> None:
+def test_sliding_window_equals_recomputation(evs: list[tuple[float, int]], cuts: list[int]) -> None:
     ring, _ = run_in_batches(evs, cuts)
     # Oracle: one event at a time, the plain definition of lateness and of the window.
     newest = float("-inf")
