@@ -64,7 +64,8 @@ class Snapshot:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and infinities become null)."""
-        return _finite(asdict(self))
+        out: dict[str, Any] = _finite(asdict(self))
+        return out
 
 
 def _finite(value: Any) -> Any:

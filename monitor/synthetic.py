@@ -65,7 +65,7 @@ class Traffic:
         missing_age = r.random(n) < 0.02  # a few missing values, as in real traffic
         rows = []
         for i in range(n):
-            row = {k: float(v[i]) for k, v in cols.items()}
+            row: dict[str, Any] = {k: float(v[i]) for k, v in cols.items()}
             if missing_age[i]:
                 row["age"] = None
             row["country"] = str(country[i])
