@@ -79,6 +79,7 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset=cfg.auto_offset_reset,
             max_poll_records=cfg.max_poll_records,
+            fetch_max_wait_ms=cfg.fetch_max_wait_ms,
             session_timeout_ms=cfg.session_timeout_ms,
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             **opts,
@@ -138,7 +139,7 @@ class KafkaSource:
 
     def commit(self) -> None:
         """Commit the positions of everything polled so far (all of it is processed)."""
-        if not self._dirty:
+        if not self._dirty or self._cfg.group_id is None:
             return
         try:
             self._consumer.commit()
