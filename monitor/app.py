@@ -111,6 +111,7 @@ class App:
     def evaluate_now(self) -> Snapshot:
         """Evaluate all models and swap the new snapshot in (one assignment: atomic)."""
         started = time.perf_counter()
+        self.pipeline.maintain()
         with self.pipeline.lock:
             snap = evaluate(self.states.values(), self.wall)
         self.snapshot = snap

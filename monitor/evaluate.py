@@ -69,8 +69,18 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         else 0
     )
     enough = predictions >= policy.min_samples
+    perf = state.perf.snapshot(view.name)
+    performance = perf.metrics()
     if not enough:
-        return WindowResult(view.name, view.start, view.end, predictions, 0, enough)
+        return WindowResult(
+            view.name,
+            view.start,
+            view.end,
+            predictions,
+            perf.labels,
+            enough,
+            performance=performance,
+        )
     drifts: list[FeatureDrift] = []
     pvalues: list[float] = []
     for slot in feature_slots:
@@ -98,10 +108,11 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         start=view.start,
         end=view.end,
         predictions=predictions,
-        labels=0,
+        labels=perf.labels,
         enough_samples=True,
         features=tuple(drifts),
         prediction_psi=prediction_psi,
+        performance=performance,
     )
 
 

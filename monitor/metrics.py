@@ -48,6 +48,48 @@ class OpsMetrics:
             ["model"],
             registry=registry,
         )
+        self.label_delay = Histogram(
+            "modelmon_label_delay_seconds",
+            "Event-time delay between a prediction and its label.",
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "modelmon_pending_predictions",
+            "Predictions waiting for their label.",
+            ["model"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "modelmon_duplicate_events",
+            "Predictions or labels whose id was already seen (counted once, then ignored).",
+            ["model", "stream"],
+            registry=registry,
+        )
+        self.orphans = Counter(
+            "modelmon_orphan_labels",
+            "Labels whose prediction never arrived within label_wait (or had expired).",
+            ["model"],
+            registry=registry,
+        )
+        self.evicted = Counter(
+            "modelmon_evicted_predictions",
+            "Pending predictions evicted because max_pending was reached.",
+            ["model"],
+            registry=registry,
+        )
+        self.expired = Counter(
+            "modelmon_unlabelled_predictions",
+            "Predictions that reached label_ttl without a label.",
+            ["model"],
+            registry=registry,
+        )
+        self.unusable_labels = Counter(
+            "modelmon_unusable_labels",
+            "Labels whose value cannot be used (unknown class, non-numeric regression target).",
+            ["model"],
+            registry=registry,
+        )
         self.lag = Gauge(
             "modelmon_consumer_lag_messages",
             "End offset minus consumed position (approximate: brokers report end offsets late).",

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.events import Prediction
+from monitor.events import Label, Prediction
+from monitor.join import JoinCounts
+from monitor.performance_state import LabelResult, PerformanceState
 from monitor.reference import (
     CategoricalProfile,
     NumericProfile,
@@ -91,6 +93,7 @@ class AddResult:
     accepted: int = 0
     late: int = 0
     unknown_features: int = 0
+    join: JoinCounts = field(default_factory=JoinCounts)
 
 
 @dataclass
@@ -104,9 +107,11 @@ class ModelState:
     newest_seen: float = float("-inf")
     version: str | None = None
     _bootstrap: list[Prediction] = field(default_factory=list)
+    perf: PerformanceState = field(init=False)
 
     def __post_init__(self) -> None:
         self._known = frozenset(self.cfg.features)
+        self.perf = PerformanceState(self.cfg)
         if self.reference is not None:
             self._install(self.reference)
 
@@ -142,6 +147,11 @@ class ModelState:
             ts = ts[on_time]
         if not preds:
             return result
+        # Duplicate ids count once: they are dropped here, before any window sees them.
+        fresh, result.join = self.perf.add_predictions(preds, ts, self.newest_seen)
+        if not fresh.all():
+            preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
+            ts = ts[fresh]
         bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
         for ring in self.windows.values():
             ring.add(ts, bins, per_event=len(self.slots))
@@ -154,10 +164,14 @@ class ModelState:
             buffered, self._bootstrap = self._bootstrap, []
             self._install(bootstrap_reference(self.cfg, buffered))
             replay = self.add_predictions([*buffered, *preds[take:]])
-            result.accepted, result.late = replay.accepted, replay.late
+            result.accepted, result.late, result.join = replay.accepted, replay.late, replay.join
         else:
             result.accepted = take
         return result
+
+    def add_labels(self, labels: Sequence[Label]) -> LabelResult:
+        """Join a batch of labels to their predictions and update the windows' performance."""
+        return self.perf.add_labels(labels)
 
     def views(self) -> list[WindowView]:
         """Copies of every window's totals, for an evaluation."""

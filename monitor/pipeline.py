@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from monitor.decode import Decoder
 from monitor.events import DeadLetter, DecodeError, Label, Prediction, RawRecord, Stream
+from monitor.join import JoinCounts
 from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.settings import Settings
@@ -58,14 +59,49 @@ class Pipeline:
             else:
                 labels[event.model].append(event)
         with self.lock:
+            # Predictions first: a label in the same batch as its prediction joins at once.
             for model, batch in preds.items():
                 self._apply_predictions(model, batch)
-        for model, lbatch in labels.items():
-            if model in self.states:
-                self.metrics.events.labels(model, "labels").inc(len(lbatch))
-            else:
-                self.metrics.unknown_models.labels("labels").inc(len(lbatch))
+            for model, lbatch in labels.items():
+                self._apply_labels(model, lbatch)
         return dead
+
+    def _apply_labels(self, model: str, batch: list[Label]) -> None:
+        state = self.states.get(model)
+        if state is None:
+            self.metrics.unknown_models.labels("labels").inc(len(batch))
+            return
+        m = self.metrics
+        result = state.add_labels(batch)
+        m.events.labels(model, "labels").inc(len(batch))
+        if result.too_late:
+            m.late.labels(model, "labels").inc(result.too_late)
+        if result.unusable:
+            m.unusable_labels.labels(model).inc(result.unusable)
+        self._count_join(model, result.counts)
+        for delay in result.delays.tolist():
+            m.label_delay.observe(max(0.0, delay))
+
+    def _count_join(self, model: str, counts: JoinCounts) -> None:
+        m = self.metrics
+        if counts.duplicate_labels:
+            m.duplicates.labels(model, "labels").inc(counts.duplicate_labels)
+        if counts.duplicate_predictions:
+            m.duplicates.labels(model, "predictions").inc(counts.duplicate_predictions)
+        if counts.orphan_labels:
+            m.orphans.labels(model).inc(counts.orphan_labels)
+        if counts.evicted:
+            m.evicted.labels(model).inc(counts.evicted)
+        if counts.expired_unlabelled:
+            m.expired.labels(model).inc(counts.expired_unlabelled)
+
+    def maintain(self) -> None:
+        """Expire old joins and refresh the pending gauges (call periodically, e.g. per tick)."""
+        with self.lock:
+            for model, state in self.states.items():
+                if state.newest_seen > float("-inf"):
+                    self._count_join(model, state.perf.expire(state.newest_seen))
+                self.metrics.pending.labels(model).set(state.perf.join.pending())
 
     def _apply_predictions(self, model: str, batch: list[Prediction]) -> None:
         state = self.states.get(model)
@@ -78,3 +114,4 @@ class Pipeline:
             self.metrics.late.labels(model, "predictions").inc(result.late)
         if result.unknown_features:
             self.metrics.unknown_features.labels(model).inc(result.unknown_features)
+        self._count_join(model, result.join)

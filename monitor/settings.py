@@ -195,6 +195,11 @@ class ModelSettings(_Section):
     )
     allowed_lateness: Duration = 120.0
     label_ttl: Duration = 24 * 3600.0
+    #: How long (event time) a label whose prediction has not arrived yet waits for it.
+    label_wait: Duration = 600.0
+    #: Predictions remembered for their labels (~40 B each); the oldest are evicted beyond it.
+    max_pending: int = Field(1_000_000, ge=1)
+    max_early_labels: int = Field(100_000, ge=1)
     features: dict[str, FeatureKind] = Field(min_length=1)
     policy: PolicySettings = PolicySettings()
     webhook: WebhookSettings | None = None

@@ -12,7 +12,9 @@ watermark *at the moment it arrives* is late: counted by the caller, never store
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -138,3 +140,62 @@ class WindowView:
     start: float
     end: float
     total: IntArray
+
+
+class Mergeable(Protocol):
+    def merge(self, other: Any) -> None: ...
+    def subtract(self, other: Any) -> None: ...
+    def clear(self) -> None: ...
+
+
+A = TypeVar("A", bound=Mergeable)
+
+
+class AccumulatorRing(Generic[A]):
+    """Like :class:`PaneRing`, for mergeable accumulators (performance sums) instead of counts.
+
+    Its head follows a :class:`PaneRing` of the same model (predictions move time forward;
+    labels only update the pane of their prediction while that pane is still in the window).
+    """
+
+    def __init__(self, length: float, pane: float, factory: Callable[[], A]) -> None:
+        self.pane = float(pane)
+        self.n_panes = round(length / pane)
+        self._factory = factory
+        self.slots = [factory() for _ in range(self.n_panes)]
+        self.pane_ids = np.full(self.n_panes, _EMPTY, dtype=np.int64)
+        self.total = factory()
+        self.head: int | None = None
+
+    def advance(self, head: int | None) -> None:
+        if head is None or (self.head is not None and head <= self.head):
+            return
+        self.head = head
+        for slot in np.flatnonzero(
+            (self.pane_ids != _EMPTY) & (self.pane_ids <= head - self.n_panes)
+        ):
+            self.total.subtract(self.slots[slot])
+            self.slots[slot].clear()
+            self.pane_ids[slot] = _EMPTY
+
+    def add(
+        self, timestamps: FloatArray, fill: Callable[[A, npt.NDArray[np.bool_]], None]
+    ) -> npt.NDArray[np.bool_]:
+        """Add rows by pane: ``fill(acc, mask)`` adds the masked rows to a fresh accumulator.
+
+        Returns the mask of rows that fell outside the window (their pane already slid out).
+        """
+        if timestamps.size == 0 or self.head is None:
+            return np.ones(timestamps.size, dtype=bool)
+        panes = np.floor(timestamps / self.pane).astype(np.int64)
+        inside = (panes > self.head - self.n_panes) & (panes <= self.head)
+        for pane_id in np.unique(panes[inside]).tolist():
+            part = self._factory()
+            fill(part, panes == pane_id)
+            slot = pane_id % self.n_panes
+            if self.pane_ids[slot] != pane_id:
+                self.slots[slot].clear()
+                self.pane_ids[slot] = pane_id
+            self.slots[slot].merge(part)
+            self.total.merge(part)
+        return ~inside

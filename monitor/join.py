@@ -1,0 +1,265 @@
+"""Predictions ↔ late labels, by id, in event time. Pure: no clock, no I/O.
+
+Every prediction is remembered for ``label_ttl`` of event time (the model's newest prediction
+time is "now"), so that its label can find it and a second prediction or label with the same id
+is recognised as a duplicate. Memory is what matters here (a busy model keeps millions of
+predictions pending), so rows live in sorted numpy columns keyed by a 64-bit hash of the id,
+about 40 bytes each, with a small dict-indexed buffer for recent inserts that is merged into
+the sorted part in bulk. Labels that arrive before their prediction wait up to ``label_wait``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+KeyArray = npt.NDArray[np.uint64]
+FloatArray = npt.NDArray[np.float64]
+PENDING, JOINED, DEAD = 0, 1, 2
+_BUFFER = 32_768  # rows merged into the sorted part at once: amortises the O(n) insert
+
+
+def id_keys(ids: Iterable[str]) -> KeyArray:
+    """Stable 64-bit keys for ids (same across restarts, unlike ``hash``).
+
+    >>> id_keys(["a", "a", "b"]).tolist()[0] == id_keys(["a"]).tolist()[0]
+    True
+    """
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little")
+            for i in ids
+        ),
+        dtype=np.uint64,
+    )
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Joined prediction/label pairs, as columns (``proba`` has one column per score)."""
+
+    ts: FloatArray  # the prediction's event time: the pane the pair belongs to
+    y_pred: FloatArray
+    proba: npt.NDArray[np.float32]
+    y_true: FloatArray
+    delay: FloatArray  # label time minus prediction time
+
+    def __len__(self) -> int:
+        return int(self.ts.size)
+
+
+@dataclass
+class JoinCounts:
+    joined: int = 0
+    duplicate_predictions: int = 0
+    duplicate_labels: int = 0
+    orphan_labels: int = 0
+    evicted: int = 0
+    expired_unlabelled: int = 0
+
+    def add(self, other: JoinCounts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class LabelJoin:
+    """Pending predictions and early labels of one model."""
+
+    ttl: float
+    label_wait: float
+    max_pending: int
+    proba_width: int
+    max_early: int = 100_000
+    keys: KeyArray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    ts: FloatArray = field(default_factory=lambda: np.zeros(0))
+    pred: FloatArray = field(default_factory=lambda: np.zeros(0))
+    proba: npt.NDArray[np.float32] = field(init=False)
+    state: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
+    buffer: dict[int, list[Any]] = field(default_factory=dict)  # key → [ts, pred, proba, state]
+    early: dict[int, tuple[float, float]] = field(default_factory=dict)  # key → (y, label ts)
+
+    def __post_init__(self) -> None:
+        self.proba = np.zeros((self.keys.size, self.proba_width), np.float32)
+
+    # -- lookups ------------------------------------------------------------------------------
+    def _find(self, keys: KeyArray) -> npt.NDArray[np.intp]:
+        """Row index of each key in the sorted part, or -1."""
+        if self.keys.size == 0:
+            return np.full(keys.size, -1, dtype=np.intp)
+        idx = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        hit = (self.keys[idx] == keys) & (self.state[idx] != DEAD)
+        return np.where(hit, idx, -1)
+
+    def pending(self) -> int:
+        return int((self.state == PENDING).sum()) + sum(
+            1 for row in self.buffer.values() if row[3] == PENDING
+        )
+
+    # -- predictions ------------------------------------------------------------------------
+    def add_predictions(
+        self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.bool_], Pairs, JoinCounts]:
+        """Remember new predictions; returns (first-seen mask, pairs joined to early labels)."""
+        counts = JoinCounts()
+        _, first = np.unique(keys, return_index=True)
+        fresh = np.zeros(keys.size, dtype=bool)
+        fresh[first] = True
+        fresh &= self._find(keys) < 0
+        joined: list[tuple[int, float, float]] = []
+        for i in np.flatnonzero(fresh).tolist():
+            k = int(keys[i])
+            if k in self.buffer:
+                fresh[i] = False
+                continue
+            early = self.early.pop(k, None)
+            if early is not None:
+                joined.append((i, *early))
+            self.buffer[k] = [
+                float(ts[i]),
+                float(pred[i]),
+                proba[i].copy(),
+                PENDING if early is None else JOINED,
+            ]
+        counts.duplicate_predictions = int(keys.size - fresh.sum())
+        rows = np.array([j[0] for j in joined], dtype=np.intp)
+        label_ts = np.array([j[2] for j in joined], dtype=np.float64)
+        pairs = Pairs(
+            ts[rows],
+            pred[rows],
+            proba[rows],
+            np.array([j[1] for j in joined], dtype=np.float64),
+            label_ts - ts[rows],
+        )
+        counts.joined = len(pairs)
+        if len(self.buffer) >= _BUFFER:
+            self._flush()
+        return fresh, pairs, counts
+
+    # -- labels -----------------------------------------------------------------------------
+    def add_labels(self, keys: KeyArray, y: FloatArray, ts: FloatArray) -> tuple[Pairs, JoinCounts]:
+        """Join labels to their predictions; labels of unseen ids wait as early labels."""
+        counts = JoinCounts()
+        rows = self._find(keys)
+        found: list[tuple[float, float, npt.NDArray[np.float32], float, float]] = []
+        for i in range(keys.size):
+            k, r = int(keys[i]), int(rows[i])
+            if r >= 0:
+                if self.state[r] == JOINED:
+                    counts.duplicate_labels += 1
+                    continue
+                self.state[r] = JOINED
+                p_ts, p_pred, p_proba = float(self.ts[r]), float(self.pred[r]), self.proba[r]
+            elif (row := self.buffer.get(k)) is not None:
+                if row[3] == JOINED:
+                    counts.duplicate_labels += 1
+                    continue
+                row[3] = JOINED
+                p_ts, p_pred, p_proba = row[0], row[1], row[2]
+            else:
+                if k in self.early:
+                    counts.duplicate_labels += 1
+                else:
+                    self.early[k] = (float(y[i]), float(ts[i]))
+                continue
+            found.append((p_ts, p_pred, p_proba, float(y[i]), float(ts[i]) - p_ts))
+        counts.joined = len(found)
+        pairs = Pairs(
+            np.array([f[0] for f in found], dtype=np.float64),
+            np.array([f[1] for f in found], dtype=np.float64),
+            np.array([f[2] for f in found], dtype=np.float32).reshape(len(found), self.proba_width),
+            np.array([f[3] for f in found], dtype=np.float64),
+            np.array([f[4] for f in found], dtype=np.float64),
+        )
+        return pairs, counts
+
+    # -- expiry -----------------------------------------------------------------------------
+    def expire(self, now: float) -> JoinCounts:
+        """Forget predictions older than the TTL and early labels older than ``label_wait``.
+
+        ``now`` is event time: the model's newest prediction time. Predictions that expire
+        without a label are counted (``expired_unlabelled``); early labels that never met
+        their prediction are orphans.
+        """
+        counts = JoinCounts()
+        stale = [k for k, (_, t) in self.early.items() if t < now - self.label_wait]
+        if len(self.early) - len(stale) > self.max_early:
+            # Bounded: the oldest early labels give way (counted as orphans, never silent).
+            by_age = sorted(self.early, key=lambda k: self.early[k][1])
+            stale = by_age[: len(self.early) - self.max_early]
+        for k in stale:
+            del self.early[k]
+        counts.orphan_labels = len(stale)
+        self._flush()
+        cutoff = now - self.ttl
+        old = (self.ts < cutoff) & (self.state != DEAD)
+        counts.expired_unlabelled = int((old & (self.state == PENDING)).sum())
+        self.state[old] = DEAD
+        alive = int((self.state != DEAD).sum())
+        if alive > self.max_pending:
+            # Evict the oldest rows first: their labels are the least likely still to come.
+            order = np.argsort(np.where(self.state != DEAD, self.ts, np.inf), kind="stable")
+            victims = order[: alive - self.max_pending]
+            counts.evicted = int((self.state[victims] == PENDING).sum())
+            self.state[victims] = DEAD
+        self._compact()
+        return counts
+
+    def _flush(self) -> None:
+        """Merge the insert buffer into the sorted columns."""
+        if not self.buffer:
+            return
+        bkeys = np.fromiter(self.buffer.keys(), dtype=np.uint64, count=len(self.buffer))
+        rows = list(self.buffer.values())
+        order = np.argsort(bkeys, kind="stable")
+        bkeys = bkeys[order]
+        bts = np.array([rows[i][0] for i in order], dtype=np.float64)
+        bpred = np.array([rows[i][1] for i in order], dtype=np.float64)
+        bproba = np.array([rows[i][2] for i in order], dtype=np.float32).reshape(
+            len(rows), self.proba_width
+        )
+        bstate = np.array([rows[i][3] for i in order], dtype=np.uint8)
+        at = np.searchsorted(self.keys, bkeys)
+        self.keys = np.insert(self.keys, at, bkeys)
+        self.ts = np.insert(self.ts, at, bts)
+        self.pred = np.insert(self.pred, at, bpred)
+        self.proba = np.insert(self.proba, at, bproba, axis=0)
+        self.state = np.insert(self.state, at, bstate)
+        self.buffer.clear()
+
+    def _compact(self) -> None:
+        dead = self.state == DEAD
+        if dead.any():
+            keep = ~dead
+            self.keys, self.ts, self.pred = self.keys[keep], self.ts[keep], self.pred[keep]
+            self.proba, self.state = self.proba[keep], self.state[keep]
+
+    def nbytes(self) -> int:
+        """Bytes held in the sorted columns (the buffer and early labels are bounded extras)."""
+        return sum(a.nbytes for a in (self.keys, self.ts, self.pred, self.proba, self.state))
+
+    # -- checkpoint -------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        self._flush()
+        return {
+            "keys": self.keys.tolist(),
+            "ts": self.ts.tolist(),
+            "pred": self.pred.tolist(),
+            "proba": self.proba.tolist(),
+            "state": self.state.tolist(),
+            "early": [[k, y, t] for k, (y, t) in self.early.items()],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.keys = np.array(state["keys"], dtype=np.uint64)
+        self.ts = np.array(state["ts"], dtype=np.float64)
+        self.pred = np.array(state["pred"], dtype=np.float64)
+        self.proba = np.array(state["proba"], dtype=np.float32).reshape(-1, self.proba_width)
+        self.state = np.array(state["state"], dtype=np.uint8)
+        self.early = {int(k): (float(y), float(t)) for k, y, t in state["early"]}
+        self.buffer.clear()
