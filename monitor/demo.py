@@ -8,7 +8,9 @@ shows the live statistics. Drift starts a third of the way into ``--duration``.
 
 from __future__ import annotations
 
+import heapq
 import logging
+import random
 import tempfile
 import threading
 import time
@@ -27,11 +29,14 @@ from monitor.broker import EmbeddedBroker, create_topics
 from monitor.reference import build_reference
 from monitor.settings import Settings, load_settings
 from monitor.snapshot import Snapshot
-from monitor.synthetic import DEMAND_DRIFTED, FRAUD_DRIFTED, Traffic, encode, features_of
+from monitor.synthetic import FRAUD_DRIFTED, Traffic, encode, features_of
 
 log = logging.getLogger(__name__)
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
-INJECTED = {"fraud": FRAUD_DRIFTED, "demand": DEMAND_DRIFTED}
+# Data drift is injected into fraud's inputs; demand gets a concept drift (its inputs stay put).
+INJECTED = {"fraud": FRAUD_DRIFTED, "demand": ()}
+LABEL_COVERAGE = 0.8  # share of predictions that ever get a label
+LABEL_DELAY = (2.0, 12.0)  # seconds between a prediction and its label
 _MALFORMED = (
     b"{not json",
     b"[1, 2]",
@@ -51,31 +56,54 @@ class DemoOptions:
 
 @dataclass
 class Producer:
-    """Sends synthetic traffic in 0.25 s ticks until stopped; drift from ``drift_at`` on."""
+    """Sends synthetic traffic in 0.25 s ticks until stopped.
+
+    From ``drift_at`` fraud's inputs drift; from ``concept_at`` demand's ground truth moves
+    away from its predictions. Labels follow their predictions after a random delay, keyed by
+    the prediction id like the predictions (co-partitioned).
+    """
 
     bootstrap: str
     rate: float
     drift_at: float  # monotonic time
+    concept_at: float
     seed: int
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
+    labels_sent: int = 0
     malformed: int = 0
     drifting: bool = False
+    concept_drifting: bool = False
 
     def run(self) -> None:
         traffic = Traffic(self.seed)
+        rng = random.Random(self.seed)
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20)
+        due: list[tuple[float, str, bytes]] = []  # (wall time, id, label record): a min-heap
         tick = 0.25
         try:
             while not self.stop.is_set():
                 started = time.monotonic()
                 self.drifting = started >= self.drift_at
+                self.concept_drifting = started >= self.concept_at
                 now = time.time()
                 for model, rate in (("fraud", self.rate), ("demand", self.rate / 2)):
                     n = max(1, int(rate * tick))
-                    for e in traffic.events(model, n, now, n / tick, drifted=self.drifting):
+                    events = traffic.events(
+                        model, n, now, n / tick, drifted=self.drifting and model == "fraud"
+                    )
+                    truth = traffic.labels(events, concept_drift=self.concept_drifting)
+                    for e, y in zip(events, truth, strict=True):
                         producer.send("predictions", key=e["id"].encode(), value=encode(e))
+                        if rng.random() < LABEL_COVERAGE:
+                            at = e["timestamp"] + rng.uniform(*LABEL_DELAY)
+                            label = {"id": e["id"], "model": model, "label": y, "timestamp": at}
+                            heapq.heappush(due, (at, e["id"], encode(label)))
                     self.sent += n
+                while due and due[0][0] <= now:
+                    _, ident, record = heapq.heappop(due)
+                    producer.send("labels", key=ident.encode(), value=record)
+                    self.labels_sent += 1
                 if int(started / tick) % 20 == 0:  # ~one malformed record every 5 s
                     bad = _MALFORMED[self.malformed % len(_MALFORMED)]
                     producer.send("predictions", value=bad)
@@ -99,7 +127,8 @@ def _build_demand_reference(workdir: Path, seed: int) -> Path:
 def _view(snap: Snapshot | None, prod: Producer, elapsed: float, app: App) -> Group:
     head = Text(
         f"t={elapsed:5.1f}s  sent={prod.sent}  malformed={prod.malformed}  "
-        f"traffic={'DRIFTED' if prod.drifting else 'normal'}  metrics: "
+        f"labels={prod.labels_sent}  fraud inputs={'DRIFTED' if prod.drifting else 'normal'}  "
+        f"demand concept={'DRIFTED' if prod.concept_drifting else 'normal'}  metrics: "
         f"http://127.0.0.1:{app.http.port}/metrics",
         style="bold red" if prod.drifting else "bold",
     )
@@ -134,7 +163,23 @@ def _view(snap: Snapshot | None, prod: Producer, elapsed: float, app: App) -> Gr
                     Text("DRIFT", style="bold red") if f.drift_detected else Text("ok", "green"),
                 )
             parts.append(table)
+            if perf := _perf_line(w.performance, w.labels):
+                parts.append(Text(f"  performance ({w.window}): {perf}", style="cyan"))
     return Group(*parts)
+
+
+def _perf_line(perf: dict[str, float], labels: int) -> str:
+    shown = [
+        ("accuracy", "accuracy"),
+        ("estimated_accuracy", "estimated accuracy"),
+        ("f1", "F1"),
+        ("roc_auc", "ROC AUC"),
+        ("mae", "MAE"),
+        ("rmse", "RMSE"),
+        ("label_coverage", "label coverage"),
+    ]
+    parts = [f"{name} {perf[key]:.3f}" for key, name in shown if key in perf]
+    return f"{labels} labels · " + " · ".join(parts) if parts else ""
 
 
 def _summary(snap: Snapshot | None, console: Console) -> bool:
@@ -150,9 +195,12 @@ def _summary(snap: Snapshot | None, console: Console) -> bool:
         injected = set(INJECTED.get(m.model, ()))
         missed, extra = sorted(injected - drifted), sorted(drifted - injected)
         caught_all &= not missed
+        if perf := _perf_line(w.performance, w.labels):
+            console.print(f"{m.model} performance (window {w.window}): {perf}")
         console.print(
             f"{m.model} (window {w.window}, {w.predictions} predictions): drift detected in "
-            f"{', '.join(sorted(drifted)) or 'no feature'}; injected: {', '.join(sorted(injected))}"
+            f"{', '.join(sorted(drifted)) or 'no feature'}; "
+            f"injected: {', '.join(sorted(injected)) or 'none (concept drift only)'}"
             + (f"; MISSED: {', '.join(missed)}" if missed else "")
             + (f"; also flagged: {', '.join(extra)}" if extra else "")
         )
@@ -160,7 +208,10 @@ def _summary(snap: Snapshot | None, console: Console) -> bool:
 
 
 def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)  # logs and CI: one line per status, not wrapped
     workdir = Path(tempfile.mkdtemp(prefix="modelmon-demo-"))
     with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
         create_topics(broker.bootstrap, {"predictions": 3, "labels": 3, "modelmon-dlq": 1})
@@ -180,11 +231,15 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         )
         start = time.monotonic()
         drift_after = opts.duration / 3 if opts.duration else 30.0
+        concept_after = opts.duration / 2 if opts.duration else 60.0
         console.print(
-            f"drift will be injected into {sorted(FRAUD_DRIFTED)} (fraud) and "
-            f"{sorted(DEMAND_DRIFTED)} (demand) after {drift_after:.0f}s"
+            f"data drift will be injected into fraud's {', '.join(sorted(FRAUD_DRIFTED))} after "
+            f"{drift_after:.0f}s; demand's ground truth moves 40% away from its predictions "
+            f"(concept drift, inputs unchanged) after {concept_after:.0f}s"
         )
-        prod = Producer(broker.bootstrap, opts.rate, start + drift_after, opts.seed)
+        prod = Producer(
+            broker.bootstrap, opts.rate, start + drift_after, start + concept_after, opts.seed
+        )
         threads = [
             threading.Thread(target=prod.run, name="demo-producer", daemon=True),
             threading.Thread(
@@ -205,7 +260,8 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         snap = app.evaluate_now()
         console.rule("summary")
         console.print(
-            f"sent {prod.sent} predictions and {prod.malformed} malformed records "
+            f"sent {prod.sent} predictions, {prod.labels_sent} labels and {prod.malformed} "
+            "malformed records "
             f"in {time.monotonic() - start:.0f}s"
         )
         caught = _summary(snap, console)
@@ -228,14 +284,24 @@ def _watch(
                 live.update(_view(app.snapshot, prod, time.monotonic() - start, app))
                 time.sleep(0.5)
         return
+    next_status = start + 5.0
     while time.monotonic() < end:  # unattended: a line per change, no screen redraws
         time.sleep(1.0)
+        now = time.monotonic()
         for m in app.snapshot.models if app.snapshot else ():
             for w in m.windows:
                 for f in w.drifted():
                     if (m.model, f) not in announced:
                         announced.add((m.model, f))
                         console.print(
-                            f"t={time.monotonic() - start:5.1f}s DRIFT DETECTED "
+                            f"t={now - start:5.1f}s DRIFT DETECTED "
                             f"model={m.model} window={w.window} feature={f}"
                         )
+            if (
+                now >= next_status
+                and m.windows
+                and (perf := _perf_line(m.windows[0].performance, m.windows[0].labels))
+            ):
+                console.print(f"t={now - start:5.1f}s {m.model} {m.windows[0].window}: {perf}")
+        if now >= next_status:
+            next_status = now + 5.0

@@ -1,8 +1,9 @@
 """Synthetic prediction traffic for the demo, the benchmark and the tests (fixed seeds).
 
 Two models: ``fraud``, a binary classifier with 8 numeric and 2 categorical features, and
-``demand``, a regressor. :meth:`Traffic.predictions` can inject drift: after it, ``amount`` and
+``demand``, a regressor. :meth:`Traffic.events` can inject data drift: ``amount`` and
 ``distance_km`` shift and the ``country`` mix changes (fraud); ``temperature`` shifts (demand).
+:meth:`Traffic.labels` gives ground truth, optionally after a concept drift.
 """
 
 from __future__ import annotations
@@ -129,6 +130,26 @@ class Traffic:
             }
             for i in range(n)
         ]
+
+    def labels(
+        self, events: list[dict[str, Any]], concept_drift: bool = False
+    ) -> list[float | int]:
+        """Ground truth for ``events``.
+
+        fraud: drawn from the model's own score, so the model is calibrated and its
+        label-free estimated accuracy should match the realised one. demand: the prediction
+        plus noise; with ``concept_drift`` the true demand is 40 % higher while the inputs stay
+        the same, so only the performance metrics can see it.
+        """
+        r = self._rng
+        if not events:
+            return []
+        if events[0]["model"] == "fraud":
+            scores = np.array([e["score"] for e in events])
+            return [int(v) for v in (r.random(len(events)) < scores)]
+        pred = np.array([e["prediction"] for e in events])
+        truth = pred * (1.4 if concept_drift else 1.0) + r.normal(0, 3, len(events))
+        return [round(float(v), 3) for v in truth]
 
     def training_rows(self, model: str, n: int) -> Iterator[dict[str, Any]]:
         """Flat training rows (features + prediction/score) for ``modelmon reference build``."""
