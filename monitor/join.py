@@ -244,22 +244,21 @@ class LabelJoin:
         return sum(a.nbytes for a in (self.keys, self.ts, self.pred, self.proba, self.state))
 
     # -- checkpoint -------------------------------------------------------------------------
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> dict[str, Any]:
+        """Columns go to ``arrays`` (1 M pending predictions would be 100 MB as JSON)."""
         self._flush()
-        return {
-            "keys": self.keys.tolist(),
-            "ts": self.ts.tolist(),
-            "pred": self.pred.tolist(),
-            "proba": self.proba.tolist(),
-            "state": self.state.tolist(),
-            "early": [[k, y, t] for k, (y, t) in self.early.items()],
-        }
+        for name in ("keys", "ts", "pred", "proba", "state"):
+            arrays[f"{prefix}.{name}"] = getattr(self, name)
+        return {"early": [[str(k), y, t] for k, (y, t) in self.early.items()]}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.keys = np.array(state["keys"], dtype=np.uint64)
-        self.ts = np.array(state["ts"], dtype=np.float64)
-        self.pred = np.array(state["pred"], dtype=np.float64)
-        self.proba = np.array(state["proba"], dtype=np.float32).reshape(-1, self.proba_width)
-        self.state = np.array(state["state"], dtype=np.uint8)
-        self.early = {int(k): (float(y), float(t)) for k, y, t in state["early"]}
+    def load_state(
+        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
+    ) -> None:
+        self.keys = arrays[f"{prefix}.keys"].astype(np.uint64)
+        self.ts = arrays[f"{prefix}.ts"].astype(np.float64)
+        self.pred = arrays[f"{prefix}.pred"].astype(np.float64)
+        self.proba = arrays[f"{prefix}.proba"].astype(np.float32).reshape(-1, self.proba_width)
+        self.state = arrays[f"{prefix}.state"].astype(np.uint8)
+        # Keys are 64-bit: kept as strings in JSON, which has no exact 64-bit integers.
+        self.early = {int(k): (float(y), float(t)) for k, y, t in meta["early"]}
         self.buffer.clear()

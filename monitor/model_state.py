@@ -8,9 +8,11 @@ with one ``bincount`` per pane touched.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from monitor.events import Label, Prediction
 from monitor.join import JoinCounts
@@ -21,7 +23,7 @@ from monitor.reference import (
     ReferenceProfile,
     build_reference,
 )
-from monitor.settings import ModelSettings
+from monitor.settings import BootstrapReference, ModelSettings
 from monitor.window import IntArray, PaneRing, WindowView, accept_on_time
 
 Profile = NumericProfile | CategoricalProfile
@@ -172,6 +174,42 @@ class ModelState:
     def add_labels(self, labels: Sequence[Label]) -> LabelResult:
         """Join a batch of labels to their predictions and update the windows' performance."""
         return self.perf.add_labels(labels)
+
+    def to_state(self, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> dict[str, Any]:
+        """Everything needed to continue exactly where this state is; arrays go to ``arrays``."""
+        ref = self.reference
+        bootstrapped = isinstance(self.cfg.reference, BootstrapReference)
+        return {
+            "newest_seen": None if self.newest_seen == float("-inf") else self.newest_seen,
+            "version": self.version,
+            "reference_hash": ref.content_hash if ref else None,
+            "reference": ref.to_dict() if ref is not None and bootstrapped else None,
+            "bootstrap": [asdict(p) for p in self._bootstrap],
+            "windows": {
+                name: ring.to_state(arrays, f"{prefix}.w.{name}")
+                for name, ring in self.windows.items()
+            },
+            "perf": self.perf.to_state(arrays, f"{prefix}.perf"),
+        }
+
+    def load_state(
+        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
+    ) -> None:
+        """Restore :meth:`to_state`; raises ValueError if it does not fit this config."""
+        if meta["reference"] is not None:
+            self._install(ReferenceProfile.from_dict(meta["reference"]))
+        current = self.reference.content_hash if self.reference else None
+        if meta["reference_hash"] != current:
+            raise ValueError(f"model {self.cfg.name}: the reference changed since the checkpoint")
+        if set(meta["windows"]) != set(self.windows):
+            raise ValueError(f"model {self.cfg.name}: windows changed since the checkpoint")
+        for name, ring in self.windows.items():
+            ring.load_state(meta["windows"][name], arrays, f"{prefix}.w.{name}")
+        self.perf.load_state(meta["perf"], arrays, f"{prefix}.perf")
+        seen = meta["newest_seen"]
+        self.newest_seen = float("-inf") if seen is None else float(seen)
+        self.version = meta["version"]
+        self._bootstrap = [Prediction(**p) for p in meta["bootstrap"]]
 
     def views(self) -> list[WindowView]:
         """Copies of every window's totals, for an evaluation."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +126,26 @@ class PerformanceState:
 
     def snapshot(self, window: str) -> PerformanceSnapshot:
         return performance_snapshot(self.rings[window].total)
+
+    def to_state(self, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> dict[str, Any]:
+        return {
+            "rings": {name: ring.to_state() for name, ring in self.rings.items()},
+            "join": self.join.to_state(arrays, f"{prefix}.join"),
+        }
+
+    def load_state(
+        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
+    ) -> None:
+        if set(meta["rings"]) != set(self.rings):
+            raise ValueError(f"model {self.cfg.name}: windows changed since the checkpoint")
+        from_state = (
+            RegressionAccumulator.from_state
+            if self.encoder.task == "regression"
+            else ClassificationAccumulator.from_state
+        )
+        for name, ring in self.rings.items():
+            ring.load_state(meta["rings"][name], from_state)
+        self.join.load_state(meta["join"], arrays, f"{prefix}.join")
 
     def expire(self, now: float) -> JoinCounts:
         return self.join.expire(now)

@@ -125,6 +125,23 @@ class PaneRing:
         self.total += counts
         return True
 
+    def to_state(self, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> dict[str, Any]:
+        """Put the panes into ``arrays`` under ``prefix``; returns the scalar part."""
+        arrays[f"{prefix}.slots"] = self.slots
+        arrays[f"{prefix}.pane_ids"] = self.pane_ids
+        return {"head": self.head, "width": self.width, "n_panes": self.n_panes}
+
+    def load_state(
+        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
+    ) -> None:
+        if (meta["width"], meta["n_panes"]) != (self.width, self.n_panes):
+            raise ValueError("window shape differs from the checkpoint (config changed)")
+        self.slots = arrays[f"{prefix}.slots"].astype(np.int32)
+        self.pane_ids = arrays[f"{prefix}.pane_ids"].astype(np.int64)
+        # The total is derived, so a checkpoint cannot hold an inconsistent one.
+        self.total = self.slots.sum(axis=0, dtype=np.int64)
+        self.head = meta["head"]
+
     def bounds(self) -> tuple[float, float]:
         """Event-time ``[start, end)`` the window covers (NaN before the first event)."""
         if self.head is None:
@@ -143,6 +160,7 @@ class WindowView:
 
 
 class Mergeable(Protocol):
+    def to_state(self) -> dict[str, Any]: ...
     def merge(self, other: Any) -> None: ...
     def subtract(self, other: Any) -> None: ...
     def clear(self) -> None: ...
@@ -177,6 +195,24 @@ class AccumulatorRing(Generic[A]):
             self.total.subtract(self.slots[slot])
             self.slots[slot].clear()
             self.pane_ids[slot] = _EMPTY
+
+    def to_state(self) -> dict[str, Any]:
+        live = np.flatnonzero(self.pane_ids != _EMPTY).tolist()
+        return {
+            "head": self.head,
+            "panes": [[int(self.pane_ids[i]), self.slots[i].to_state()] for i in live],
+        }
+
+    def load_state(self, meta: dict[str, Any], from_state: Callable[[Any], A]) -> None:
+        self.slots = [self._factory() for _ in range(self.n_panes)]
+        self.pane_ids = np.full(self.n_panes, _EMPTY, dtype=np.int64)
+        self.total = self._factory()
+        self.head = meta["head"]
+        for pane_id, state in meta["panes"]:
+            slot = pane_id % self.n_panes
+            self.slots[slot] = from_state(state)
+            self.pane_ids[slot] = pane_id
+            self.total.merge(self.slots[slot])
 
     def add(
         self, timestamps: FloatArray, fill: Callable[[A, npt.NDArray[np.bool_]], None]
