@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -22,21 +23,30 @@ from prometheus_client import CollectorRegistry
 
 from monitor.evaluate import evaluate
 from monitor.export import HttpServer, SnapshotCollector
-from monitor.ingest import KafkaSource, Source
+from monitor.ingest import KafkaSource, Offsets, Source
 from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.pipeline import Pipeline
 from monitor.reference import ReferenceError, ReferenceProfile
 from monitor.settings import ConfigError, Settings
 from monitor.snapshot import Snapshot
+from monitor.state_store import StateStore
 
 log = logging.getLogger(__name__)
 
-SourceFactory = Callable[[Settings, OpsMetrics], Source]
+SourceFactory = Callable[["App", Offsets | None], Source]
 
 
-def _kafka_source(settings: Settings, metrics: OpsMetrics) -> Source:
-    return KafkaSource(settings.kafka, metrics)
+def _kafka_source(app: App, positions: Offsets | None) -> Source:
+    horizon = max(m.longest_window + m.allowed_lateness for m in app.settings.models)
+    return KafkaSource(
+        app.settings.kafka,
+        app.metrics,
+        positions=positions,
+        replay_horizon=horizon,
+        hooks=app,
+        wall=app.wall,
+    )
 
 
 def load_states(settings: Settings, base: Path | None = None) -> dict[str, ModelState]:
@@ -83,6 +93,9 @@ class App:
         self._signals = 0
         self._last_progress = clock()
         self._started = threading.Event()
+        self._source: Source | None = None
+        self.store = StateStore(settings.state.dir, self.states, self.pipeline.lock, clock=clock)
+        self.metrics.checkpoint_age.set_function(self.store.age)
         self.http = HttpServer(
             self.registry,
             lambda: self.snapshot,
@@ -105,7 +118,28 @@ class App:
             return False, "starting"
         if self.snapshot is None:
             return False, "no evaluation yet"
+        if self._source is None or not self._source.caught_up:
+            return False, "catching up"
         return True, "ready"
+
+    # -- state --------------------------------------------------------------------------------
+    def checkpoint(self) -> Offsets:
+        """Write a checkpoint now (any thread); returns the offsets it covers."""
+        source = self._source
+        if source is None:
+            return {}
+        try:
+            offsets = self.store.save(source.positions)
+        except OSError as exc:
+            self.metrics.checkpoint_errors.inc()
+            log.error("checkpoint to %s failed: %s", self.store.path, exc)
+            return {}
+        self.metrics.checkpoint_bytes.set(self.store.last_bytes)
+        return offsets
+
+    def on_revoke(self) -> Offsets | None:
+        """Rebalance hook: checkpoint so the offsets committed match the state."""
+        return self.checkpoint() or None
 
     # -- work ---------------------------------------------------------------------------------
     def evaluate_now(self) -> Snapshot:
@@ -148,7 +182,10 @@ class App:
             self.http.start()
             stack.callback(self.http.stop)
             log.info("serving /metrics on %s:%d", self.settings.http.host, self.http.port)
-            source = self._source_factory(self.settings, self.metrics)
+            positions = self.store.restore()
+            self.metrics.restore_duration.set(self.store.restore_seconds)
+            source = self._source_factory(self, positions)
+            self._source = source
             stack.callback(source.close)
             scheduler = BackgroundScheduler(timezone="UTC")
             scheduler.add_job(
@@ -161,10 +198,12 @@ class App:
                 id="evaluate",
             )
             scheduler.start()
-            stack.callback(scheduler.shutdown, wait=False)
+            stack.callback(_stop_scheduler, scheduler)
             self._started.set()
             self._consume(source)
-            log.info("stopping: committing offsets and closing")
+            log.info("stopping: checkpointing, committing offsets and closing")
+            _stop_scheduler(scheduler, wait=True)  # no evaluation races the final checkpoint
+            source.commit(self.checkpoint())
             with self._deadline():  # a close that hangs cannot outlive the deadline
                 stack.close()
         log.info("stopped cleanly")
@@ -172,23 +211,28 @@ class App:
 
     def _consume(self, source: Source) -> None:
         kafka = self.settings.kafka
-        next_commit = next_lag = self.clock()
+        every = self.settings.state.checkpoint_interval
+        next_checkpoint = self.clock() + every
+        next_lag = self.clock()
         while not self._stop.is_set():
             records = source.poll(kafka.poll_timeout)
             if records:
                 started = time.perf_counter()
-                dead = self.pipeline.process(records)
-                if dead:
-                    source.dead_letter(dead)
+                batch = self.pipeline.decode(records)
+                if batch.dead:  # written (acked) before the batch counts as processed
+                    source.dead_letter(batch.dead, self._stop.is_set)
+                self.pipeline.apply(batch, partial(source.mark_processed, records))
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
             now = self.clock()
             self._last_progress = now
             if now >= next_lag:
                 source.update_lag()
                 next_lag = now + 5.0
-            if now >= next_commit:
-                source.commit()
-                next_commit = now + 5.0
+            if now >= next_checkpoint:
+                # Group offsets follow checkpoints, so lag stays meaningful and a restart
+                # never skips what the last checkpoint did not cover.
+                source.commit(self.checkpoint())
+                next_checkpoint = now + every
 
     @contextmanager
     def _deadline(self) -> Iterator[None]:
@@ -201,6 +245,11 @@ class App:
             yield
         finally:
             timer.cancel()
+
+
+def _stop_scheduler(scheduler: BackgroundScheduler, wait: bool = False) -> None:
+    if scheduler.running:
+        scheduler.shutdown(wait=wait)
 
 
 def _force_exit(deadline: float) -> None:

@@ -111,5 +111,23 @@ class OpsMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=registry,
         )
+        self.checkpoint_age = Gauge(
+            "modelmon_checkpoint_age_seconds",
+            "Seconds since the last successful checkpoint (NaN before the first).",
+            registry=registry,
+        )
+        self.checkpoint_bytes = Gauge(
+            "modelmon_checkpoint_bytes", "Size of the last checkpoint written.", registry=registry
+        )
+        self.checkpoint_errors = Counter(
+            "modelmon_checkpoint_errors",
+            "Checkpoints that could not be written.",
+            registry=registry,
+        )
+        self.restore_duration = Gauge(
+            "modelmon_restore_duration_seconds",
+            "Time taken to restore the last checkpoint at start (0: none restored).",
+            registry=registry,
+        )
         self.build = Info("modelmon_build", "modelmon build information.", registry=registry)
         self.build.info({"version": __version__})

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from monitor.decode import Decoder
 from monitor.events import DeadLetter, DecodeError, Label, Prediction, RawRecord, Stream
@@ -16,6 +17,15 @@ from monitor.join import JoinCounts
 from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.settings import Settings
+
+
+@dataclass
+class Decoded:
+    """A decoded batch, grouped by model, not yet applied."""
+
+    predictions: dict[str, list[Prediction]] = field(default_factory=lambda: defaultdict(list))
+    labels: dict[str, list[Label]] = field(default_factory=lambda: defaultdict(list))
+    dead: list[DeadLetter] = field(default_factory=list)
 
 
 class Pipeline:
@@ -35,11 +45,9 @@ class Pipeline:
     def stream_of(self, topic: str) -> Stream:
         return self._topics[topic]
 
-    def process(self, records: Sequence[RawRecord]) -> list[DeadLetter]:
-        """Decode and window a batch; returns the records bound for the dead-letter topic."""
-        dead: list[DeadLetter] = []
-        preds: dict[str, list[Prediction]] = defaultdict(list)
-        labels: dict[str, list[Label]] = defaultdict(list)
+    def decode(self, records: Sequence[RawRecord]) -> Decoded:
+        """Decode a batch without touching any state; invalid records are counted here."""
+        out = Decoded()
         decode_prediction, decode_label = self._decoder.prediction, self._decoder.label
         for rec in records:
             stream = self._topics.get(rec.topic)
@@ -52,19 +60,34 @@ class Pipeline:
             else:
                 continue
             if isinstance(event, DecodeError):
-                dead.append(DeadLetter(rec, stream, event.reason, event.detail))
+                out.dead.append(DeadLetter(rec, stream, event.reason, event.detail))
                 self.metrics.invalid.labels(stream, event.reason).inc()
             elif isinstance(event, Prediction):
-                preds[event.model].append(event)
+                out.predictions[event.model].append(event)
             else:
-                labels[event.model].append(event)
+                out.labels[event.model].append(event)
+        return out
+
+    def apply(self, batch: Decoded, on_applied: Callable[[], None] | None = None) -> None:
+        """Apply a decoded batch to the model states, atomically with ``on_applied``.
+
+        ``on_applied`` (marking the records' offsets as processed) runs under the same lock, so
+        a checkpoint never sees the state of a batch without its offsets, or the reverse.
+        """
         with self.lock:
             # Predictions first: a label in the same batch as its prediction joins at once.
-            for model, batch in preds.items():
-                self._apply_predictions(model, batch)
-            for model, lbatch in labels.items():
-                self._apply_labels(model, lbatch)
-        return dead
+            for model, preds in batch.predictions.items():
+                self._apply_predictions(model, preds)
+            for model, labels in batch.labels.items():
+                self._apply_labels(model, labels)
+            if on_applied is not None:
+                on_applied()
+
+    def process(self, records: Sequence[RawRecord]) -> list[DeadLetter]:
+        """Decode and apply in one go (tests and benchmarks); returns the dead letters."""
+        batch = self.decode(records)
+        self.apply(batch)
+        return batch.dead
 
     def _apply_labels(self, model: str, batch: list[Label]) -> None:
         state = self.states.get(model)
