@@ -139,6 +139,10 @@ class LabelJoin:
         counts.joined = len(pairs)
         if len(self.buffer) >= _BUFFER:
             self._flush()
+            # Hold max_pending here too, not only on the maintenance tick: between ticks the
+            # store could otherwise grow by a whole evaluation interval's traffic.
+            counts.evicted = self._evict()
+            self._compact()
         return fresh, pairs, counts
 
     # -- labels -----------------------------------------------------------------------------
@@ -200,15 +204,25 @@ class LabelJoin:
         old = (self.ts < cutoff) & (self.state != DEAD)
         counts.expired_unlabelled = int((old & (self.state == PENDING)).sum())
         self.state[old] = DEAD
-        alive = int((self.state != DEAD).sum())
-        if alive > self.max_pending:
-            # Evict the oldest rows first: their labels are the least likely still to come.
-            order = np.argsort(np.where(self.state != DEAD, self.ts, np.inf), kind="stable")
-            victims = order[: alive - self.max_pending]
-            counts.evicted = int((self.state[victims] == PENDING).sum())
-            self.state[victims] = DEAD
+        counts.evicted = self._evict()
         self._compact()
         return counts
+
+    def _evict(self) -> int:
+        """Hold the sorted part to ``max_pending`` rows; returns how many pending were evicted.
+
+        The oldest rows go first: their labels are the least likely still to come. Joined rows
+        (kept only to recognise duplicates) give way too but are not counted as evictions.
+        """
+        alive = self.state != DEAD
+        excess = int(alive.sum()) - self.max_pending
+        if excess <= 0:
+            return 0
+        age = np.where(alive, self.ts, np.inf)
+        victims = np.argpartition(age, excess - 1)[:excess]  # the `excess` oldest, O(n)
+        evicted = int((self.state[victims] == PENDING).sum())
+        self.state[victims] = DEAD
+        return evicted
 
     def _flush(self) -> None:
         """Merge the insert buffer into the sorted columns."""
@@ -257,7 +271,10 @@ class LabelJoin:
         self.keys = arrays[f"{prefix}.keys"].astype(np.uint64)
         self.ts = arrays[f"{prefix}.ts"].astype(np.float64)
         self.pred = arrays[f"{prefix}.pred"].astype(np.float64)
-        self.proba = arrays[f"{prefix}.proba"].astype(np.float32).reshape(-1, self.proba_width)
+        # Not reshape(-1, width): a regression model has width 0, where -1 is ambiguous.
+        self.proba = (
+            arrays[f"{prefix}.proba"].astype(np.float32).reshape(self.keys.size, self.proba_width)
+        )
         self.state = arrays[f"{prefix}.state"].astype(np.uint8)
         # Keys are 64-bit: kept as strings in JSON, which has no exact 64-bit integers.
         self.early = {int(k): (float(y), float(t)) for k, y, t in meta["early"]}
