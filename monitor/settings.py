@@ -144,6 +144,27 @@ class PolicySettings(_Section):
     cooldown: Duration = 6 * 3600.0
     #: Which window the rules read; default: the model's longest window.
     window: str | None = None
+    f1_min: float | None = Field(None, ge=0, le=1)
+    roc_auc_min: float | None = Field(None, ge=0, le=1)
+    mae_max: float | None = Field(None, gt=0)
+    rmse_max: float | None = Field(None, gt=0)
+    #: Label-free (from scores), so it needs min_samples but not min_labels.
+    estimated_accuracy_min: float | None = Field(None, ge=0, le=1)
+    #: Fire on breaches_to_fire breaching evaluations among the last breaches_window ones
+    #: (N of M); None: breaches_to_fire consecutive ones.
+    breaches_window: int | None = Field(None, ge=1)
+    #: Hysteresis. Recovery needs every rule back inside its threshold by this fraction:
+    #: upper limits (psi_max, mae_max, rmse_max) x (1 - margin); lower limits on ratios keep
+    #: (1 - margin) of their allowed shortfall from 1 (accuracy_min 0.9 -> 0.91).
+    recovery_margin: float = Field(0.1, ge=0, lt=1)
+    #: Performance rules other than estimated accuracy need this many labels in the window.
+    min_labels: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _n_of_m(self) -> PolicySettings:
+        if self.breaches_window is not None and self.breaches_window < self.breaches_to_fire:
+            raise ValueError("breaches_window must be at least breaches_to_fire")
+        return self
 
 
 class WebhookSettings(_Section):

@@ -36,18 +36,17 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.webhook_outbox import OutboxEntry
-from monitor.webhooks import (
+from monitor.webhook_signing import (
     RetryPolicy,
-    WebhookDispatcher,
     WebhookEndpoint,
     build_body,
     decode_secret,
     parse_retry_after,
-    send_test,
     sign,
     signed_headers,
     validate_target,
 )
+from monitor.webhooks import WebhookDispatcher, send_test
 
 RAW_SECRET = "raw-secret-not-base64!"
 WH_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
