@@ -21,6 +21,7 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
+from monitor.actions import Actions
 from monitor.evaluate import evaluate
 from monitor.export import HttpServer, SnapshotCollector
 from monitor.ingest import KafkaSource, Offsets, Source
@@ -94,7 +95,14 @@ class App:
         self._last_progress = clock()
         self._started = threading.Event()
         self._source: Source | None = None
-        self.store = StateStore(settings.state.dir, self.states, self.pipeline.lock, clock=clock)
+        self.actions = Actions(settings, self.registry, clock=clock, wall=wall)
+        self.store = StateStore(
+            settings.state.dir,
+            self.states,
+            self.pipeline.lock,
+            extras={"policy": self.actions},
+            clock=clock,
+        )
         self.metrics.checkpoint_age.set_function(self.store.age)
         self.http = HttpServer(
             self.registry,
@@ -146,8 +154,10 @@ class App:
         """Evaluate all models and swap the new snapshot in (one assignment: atomic)."""
         started = time.perf_counter()
         self.pipeline.maintain()
-        with self.pipeline.lock:
+        source = self._source
+        with self.pipeline.lock:  # also guards the policy state against a checkpoint
             snap = evaluate(self.states.values(), self.wall)
+            snap = self.actions.on_snapshot(snap, source.offset_ranges() if source else None)
         self.snapshot = snap
         self.metrics.eval_duration.observe(time.perf_counter() - started)
         for m in snap.models:
@@ -182,6 +192,8 @@ class App:
             self.http.start()
             stack.callback(self.http.stop)
             log.info("serving /metrics on %s:%d", self.settings.http.host, self.http.port)
+            self.actions.start()
+            stack.callback(self.actions.stop, self.settings.shutdown.deadline / 2)
             positions = self.store.restore()
             self.metrics.restore_duration.set(self.store.restore_seconds)
             source = self._source_factory(self, positions)

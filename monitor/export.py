@@ -123,6 +123,11 @@ class SnapshotCollector(Collector):
             "Wall-clock time of the model's last evaluation.",
             labels=["model"],
         )
+        breaches = GaugeMetricFamily(
+            "modelmon_policy_breaches",
+            "Breaching evaluations counted toward firing, per rule.",
+            labels=["model", "rule"],
+        )
         ref_ready = GaugeMetricFamily(
             "modelmon_reference_ready",
             "1 once the model's reference profile is loaded or bootstrapped.",
@@ -132,6 +137,8 @@ class SnapshotCollector(Collector):
             degraded.add_metric([m.model], float(m.degraded))
             last_eval.add_metric([m.model], m.evaluated_at)
             ref_ready.add_metric([m.model], float(m.reference_ready))
+            for rule, count in sorted(m.breaches.items()):
+                breaches.add_metric([m.model, rule], count)
             for w in m.windows:
                 lv = [m.model, w.window]
                 n_pred.add_metric(lv, w.predictions)
@@ -153,6 +160,7 @@ class SnapshotCollector(Collector):
         yield from fam.values()
         yield from (detected, pred_psi, n_pred, n_lab, *perf.values(), degraded, last_eval)
         yield ref_ready
+        yield breaches
 
 
 Health = Callable[[], tuple[bool, str]]

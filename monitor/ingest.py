@@ -34,6 +34,7 @@ class Source(Protocol):
     def dead_letter(self, items: Sequence[DeadLetter], stop: Callable[[], bool]) -> None: ...
     def mark_processed(self, records: Sequence[RawRecord]) -> None: ...
     def positions(self) -> Offsets: ...
+    def offset_ranges(self) -> dict[str, dict[str, list[int]]]: ...
     def commit(self, offsets: Offsets) -> None: ...
     def update_lag(self) -> None: ...
     def close(self) -> None: ...
@@ -118,6 +119,7 @@ class KafkaSource:
         self._hooks = hooks
         self._horizon = replay_horizon
         self._positions: Offsets = dict(positions or {})
+        self._first: Offsets = {}  # first offset processed per partition since start
         self._replay: set[TopicPartition] = set()
         self.caught_up = False
         opts = client_options(cfg)
@@ -209,6 +211,18 @@ class KafkaSource:
             key = (r.topic, r.partition)
             if r.offset + 1 > self._positions.get(key, -1):
                 self._positions[key] = r.offset + 1
+            self._first.setdefault(key, r.offset)
+
+    def offset_ranges(self) -> dict[str, dict[str, list[int]]]:
+        """Evidence for webhooks: per stream and partition, [first, last] offset processed
+        by this process (a window's events lie within them)."""
+        roles = {self._cfg.predictions_topic: "predictions", self._cfg.labels_topic: "labels"}
+        out: dict[str, dict[str, list[int]]] = {}
+        for (topic, part), nxt in sorted(self._positions.items()):
+            first = self._first.get((topic, part))
+            if first is not None:
+                out.setdefault(roles.get(topic, topic), {})[str(part)] = [first, nxt - 1]
+        return out
 
     def positions(self) -> Offsets:
         return dict(self._positions)

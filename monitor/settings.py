@@ -168,11 +168,24 @@ class PolicySettings(_Section):
 
 
 class WebhookSettings(_Section):
+    """Where a model's retraining webhooks go and how they are signed and retried.
+
+    The signing secret comes from ``secret_env`` (the name of an environment variable),
+    ``secret_file`` (e.g. a mounted Kubernetes Secret) or ``secret``; a value may hold two
+    whitespace-separated secrets during a rotation (both sign). ``whsec_`` secrets are
+    base64-decoded as the Standard Webhooks spec says.
+    """
+
     url: str
     secret_env: str | None = None
+    secret_file: Path | None = None
     secret: SecretStr | None = None
     allow_private_targets: bool = False
-    timeout: Duration = 15.0
+    timeout: Duration = Field(15.0, gt=0)
+    #: Delays between attempts (the last repeats); default 5s 30s 2m 10m 30m 1h.
+    retry_schedule: list[Duration] | None = Field(None, min_length=1)
+    #: Give up (dead-letter the event in the outbox) this long after it was created.
+    retry_max_age: Duration = Field(24 * 3600.0, gt=0)
 
     @field_validator("url")
     @classmethod
@@ -180,6 +193,13 @@ class WebhookSettings(_Section):
         if not url.startswith(("http://", "https://")):
             raise ValueError("webhook url must start with http:// or https://")
         return url
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> WebhookSettings:
+        given = [self.secret_env, self.secret_file, self.secret]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of secret_env, secret_file, secret")
+        return self
 
 
 class FieldMapping(_Section):

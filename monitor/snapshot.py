@@ -48,7 +48,8 @@ class ModelResult:
     reference_hash: str | None
     evaluated_at: float  # wall clock, epoch seconds
     windows: tuple[WindowResult, ...] = ()
-    degraded: bool = False
+    degraded: bool = False  # set by the policy
+    breaches: dict[str, int] = field(default_factory=dict)  # rule → breaches toward firing
 
     def window(self, name: str) -> WindowResult | None:
         return next((w for w in self.windows if w.window == name), None)
