@@ -120,9 +120,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import DemoOptions, run_demo
 
     _setup_logging(args.log_level or "WARNING")
+    if (args.webhook_url is None) != (args.webhook_secret is None):
+        print("modelmon demo: --webhook-url and --webhook-secret go together", file=sys.stderr)
+        return 2
     return run_demo(
-        DemoOptions(duration=args.duration, port=args.port, rate=args.rate, seed=args.seed)
+        DemoOptions(
+            duration=args.duration,
+            port=args.port,
+            rate=args.rate,
+            seed=args.seed,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
+        )
     )
+
+
+def cmd_webhook_test(args: argparse.Namespace) -> int:
+    """Send one signed model.test event to the model's configured endpoint."""
+    import httpx
+
+    from monitor.actions import build_endpoints
+    from monitor.webhooks import send_test
+
+    settings = _load(args.config)
+    endpoints = build_endpoints(settings)
+    if args.model not in endpoints:
+        raise ConfigError(f"--model: model {args.model!r} has no webhook in {args.config}")
+    endpoint = endpoints[args.model]
+    try:
+        response = send_test(endpoint)
+    except httpx.HTTPError as exc:
+        print(f"{endpoint.url}: no answer ({exc})")
+        return 1
+    ok = 200 <= response.status_code < 300
+    print(f"{endpoint.url}: HTTP {response.status_code} ({'delivered' if ok else 'refused'})")
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=400.0, help="fraud predictions per second")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    demo.add_argument(
+        "--webhook-url",
+        help="send the demo's webhooks here instead of to its "
+        "built-in receiver (private targets allowed)",
+    )
+    demo.add_argument("--webhook-secret", help="signing secret for --webhook-url")
     demo.set_defaults(func=cmd_demo)
+
+    hook = sub.add_parser("webhook", help="retraining webhooks")
+    hook_sub = hook.add_subparsers(dest="hook_command", required=True)
+    test = hook_sub.add_parser(
+        "test", help="send one signed model.test event to a model's endpoint"
+    )
+    test.add_argument("--config", "-c", type=Path, required=True)
+    test.add_argument("--model", required=True)
+    test.set_defaults(func=cmd_webhook_test)
 
     val = sub.add_parser("validate-config", help="check a config file without connecting")
     val.add_argument("config", type=Path)

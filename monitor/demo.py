@@ -8,26 +8,32 @@ shows the live statistics. Drift starts a third of the way into ``--duration``.
 
 from __future__ import annotations
 
+import base64
 import heapq
 import logging
+import os
 import random
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from monitor.app import App, load_states
 from monitor.broker import EmbeddedBroker, create_topics
+from monitor.receiver import WebhookReceiver
 from monitor.reference import build_reference
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings, WebhookSettings, load_settings
 from monitor.snapshot import Snapshot
 from monitor.synthetic import FRAUD_DRIFTED, Traffic, encode, features_of
 
@@ -52,6 +58,8 @@ class DemoOptions:
     rate: float = 400.0  # fraud events/s; demand gets half
     seed: int = 7
     config: Path = DEMO_CONFIG
+    webhook_url: str | None = None  # None: the built-in verifying receiver
+    webhook_secret: str | None = None
 
 
 @dataclass
@@ -224,6 +232,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
                 "state": {"dir": str(workdir / "state")},
             },
         )
+        receiver, settings = _with_webhooks(settings, opts, console)
         app = App(settings, states=load_states(settings, base=workdir))
         console.print(
             f"[bold]modelmon demo[/]: broker {broker.bootstrap}, metrics on "
@@ -258,6 +267,8 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
             for t in threads:
                 t.join(timeout=30)
         snap = app.evaluate_now()
+        if receiver is not None:
+            receiver.stop()
         console.rule("summary")
         console.print(
             f"sent {prod.sent} predictions, {prod.labels_sent} labels and {prod.malformed} "
@@ -265,12 +276,50 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
             f"in {time.monotonic() - start:.0f}s"
         )
         caught = _summary(snap, console)
+        if receiver is not None:
+            kinds = [f"{e['type']} ({e['data']['model']})" for e in receiver.received.events]
+            console.print(f"webhooks received and verified: {', '.join(kinds) or 'none'}")
         console.print(
             "drift detected on every injected feature"
             if caught
             else "some injected drift was not detected"
         )
     return 0
+
+
+def _with_webhooks(
+    settings: Settings, opts: DemoOptions, console: Console
+) -> tuple[WebhookReceiver | None, Settings]:
+    """Point every model's webhook at the built-in receiver, or at --webhook-url."""
+    receiver = None
+    if opts.webhook_url is None:
+        secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+        receiver = WebhookReceiver(secret, on_event=lambda e: _print_webhook(console, e)).start()
+        url = receiver.url
+    else:
+        url, secret = opts.webhook_url, opts.webhook_secret or ""
+    hook = WebhookSettings(
+        url=url,
+        secret=SecretStr(secret),
+        allow_private_targets=True,
+        retry_schedule=[1.0, 2.0, 5.0],
+    )
+    models = [m.model_copy(update={"webhook": hook}) for m in settings.models]
+    return receiver, settings.model_copy(update={"models": models})
+
+
+def _print_webhook(console: Console, event: dict[str, Any]) -> None:
+    data = event.get("data", {})
+    reasons = "; ".join(
+        f"{r['metric']}{'[' + r['feature'] + ']' if r.get('feature') else ''}="
+        f"{r['value']:.3g} (limit {r['threshold']:.3g})"
+        for r in data.get("reasons", [])
+    )
+    console.print(
+        f"[bold magenta]WEBHOOK received, signature verified[/]: {event['type']} "
+        f"model={data.get('model')} window={data.get('window')} id={event['webhook_id']} "
+        f"reasons: {escape(reasons) or '-'}"
+    )
 
 
 def _watch(
