@@ -30,4 +30,6 @@ def test_demo_runs_unattended_and_reports_injected_drift() -> None:
     assert "drift detected on every injected feature" in out, out
     # Labels arrive and performance is reported for both kinds of model.
     assert re.search(r"fraud performance \(window 1m\): \d+ labels · accuracy 0\.\d+", out), out
+    # The degradations reach the built-in receiver as signed, verified webhooks.
+    assert "WEBHOOK received, signature verified: model.degraded model=fraud" in out, out
     assert re.search(r"demand performance \(window 1m\): \d+ labels · MAE \d", out), out
