@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pytest
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
+from monitor.checkpoint import read_checkpoint, write_checkpoint
 from monitor.evaluate import evaluate_model
 from monitor.events import Label, Prediction
 from monitor.join import JoinCounts
@@ -417,6 +418,66 @@ def test_duplicate_predictions_are_kept_out_of_the_drift_windows_too() -> None:
     assert window(twice, "1h").predictions == 300
     assert window(twice, "1h").performance == window(once, "1h").performance
     assert twice.perf.rings["1h"].total.predictions == 300
+
+
+def small_traffic(task: str, seed: int, n: int = 1200) -> tuple[list[Prediction], list[Label]]:
+    """Predictions and (for 70 % of them) labels of any task, with scores where the task has
+    them; labels 0-120 s after their prediction in event time."""
+    rng = np.random.default_rng(seed)
+    ts = np.sort(T0 + rng.uniform(0, 900, n))
+    preds, labels = [], []
+    for i in range(n):
+        score: float | dict[str, float] | None = None
+        if task == "binary_classification":
+            p = float(rng.random())
+            value: Any = int(p >= 0.5)
+            score, truth = p, int(rng.random() < p)
+        elif task == "multiclass_classification":
+            p3 = rng.dirichlet(np.ones(3))
+            value = "abc"[int(p3.argmax())]
+            score = dict(zip("abc", p3.tolist(), strict=True))
+            truth = "abc"[int(rng.choice(3, p=p3))]
+        else:
+            value = float(rng.normal(10, 3))
+            truth = value + float(rng.normal())
+        preds.append(Prediction(f"s{i}", "m", None, float(ts[i]), {"x": 0.1}, value, score))
+        if rng.random() < 0.7:
+            labels.append(Label(f"s{i}", "m", truth, float(ts[i] + rng.uniform(0, 120))))
+    return preds, labels
+
+
+@pytest.mark.parametrize(
+    "task", ["binary_classification", "multiclass_classification", "regression"]
+)
+def test_a_restart_from_a_checkpoint_continues_exactly(task: str, tmp_path: Path) -> None:
+    """Checkpoint mid-stream (labels waiting for predictions included), restore into a fresh
+    state, feed the rest: the same metrics, windows and pending store as an uninterrupted run."""
+    preds, labels = small_traffic(task, seed=9)
+    events = arrival_order(preds, labels, np.random.default_rng(10), early=0.3)
+    cfg = model_settings(task, classes=["a", "b", "c"] if task.startswith("multi") else None)
+    whole = model_state(cfg)
+    feed(whole, events)
+
+    half = 200 * (len(events) // 400)  # on a batch boundary: both runs see the same batches
+    first = model_state(cfg)
+    feed(first, events[:half])
+    assert first.perf.join.early, "some labels should be waiting at the checkpoint"
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    write_checkpoint(tmp_path / "ckpt", {"m": first.to_state(arrays, "m.m")}, arrays)
+    saved = read_checkpoint(tmp_path / "ckpt")
+    second = model_state(cfg)
+    second.load_state(saved.meta["m"], saved.arrays, "m.m")
+    feed(second, events[half:])
+
+    assert second.perf.join.pending() == whole.perf.join.pending() > 0
+    for a, b in zip(whole.views(), second.views(), strict=True):
+        np.testing.assert_array_equal(a.total, b.total, err_msg=a.name)
+    for spec in WINDOWS:
+        want, got = window(whole, spec.name), window(second, spec.name)
+        assert (got.labels, got.predictions) == (want.labels, want.predictions) != (0, 0)
+        assert got.performance.keys() == want.performance.keys()
+        for key, value in want.performance.items():
+            assert got.performance[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
 
 
 @pytest.mark.xfail(
