@@ -124,6 +124,18 @@ class ModelState:
         self.windows = {w.name: PaneRing(w.length, w.pane, width) for w in self.cfg.windows}
 
     @property
+    def _rebaseline(self) -> bool:
+        ref = self.cfg.reference
+        return isinstance(ref, BootstrapReference) and ref.rebaseline_on_version_change
+
+    def _start_rebaseline(self) -> None:
+        """Forget the old version's reference and windows; profile the new version afresh."""
+        self.reference = None
+        self.slots = ()
+        self.windows = {}
+        self._bootstrap = []
+
+    @property
     def bootstrap_needed(self) -> int:
         """Events still needed before a bootstrapped reference can be built (0 when ready)."""
         if self.reference is not None:
@@ -137,7 +149,11 @@ class ModelState:
         for p in preds:
             result.unknown_features += len(p.features.keys() - self._known)
         if preds and preds[-1].version is not None:
-            self.version = preds[-1].version
+            new = preds[-1].version
+            if self.version is not None and new != self.version and self._rebaseline:
+                self._start_rebaseline()
+                preds = [p for p in preds if p.version == new]  # only the new version's events
+            self.version = new
         if self.reference is None:
             return self._buffer_for_bootstrap(preds, result)
         ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
