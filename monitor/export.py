@@ -230,19 +230,44 @@ class HttpServer:
         snap = self._latest()
         rows = []
         for m in snap.models if snap else ():
+            state = "DEGRADED" if m.degraded else "ok"
             for w in m.windows:
                 drifted = ", ".join(w.drifted()) or "none"
-                rows.append(
-                    f"<tr><td>{html.escape(m.model)}</td><td>{html.escape(w.window)}</td>"
-                    f"<td>{w.predictions}</td><td>{html.escape(drifted)}</td></tr>"
+                perf = ", ".join(
+                    f"{k} {v:.3f}" for k, v in w.performance.items() if k in _PAGE_PERF
                 )
-        table = "".join(rows) or "<tr><td colspan=4>no evaluation yet</td></tr>"
+                cells = (
+                    m.model,
+                    state,
+                    w.window,
+                    str(w.predictions),
+                    str(w.labels),
+                    drifted,
+                    perf or "-",
+                )
+                rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        table = "".join(rows) or "<tr><td colspan=7>no evaluation yet</td></tr>"
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                "model",
+                "state",
+                "window",
+                "predictions",
+                "labels",
+                "drifted features",
+                "performance",
+            )
+        )
         return (
-            "<!doctype html><title>modelmon</title><h1>modelmon</h1>"
-            "<p><a href=/metrics>metrics</a> · <a href=/api/v1/status>status JSON</a></p>"
-            "<table border=1><tr><th>model</th><th>window</th><th>predictions</th>"
-            f"<th>drifted features</th></tr>{table}</table>"
+            "<!doctype html><meta charset=utf-8><title>modelmon</title><h1>modelmon</h1>"
+            "<p><a href=/metrics>metrics</a> · <a href=/api/v1/status>status JSON</a> · "
+            "<a href=/healthz>healthz</a> · <a href=/readyz>readyz</a></p>"
+            f"<table border=1 cellpadding=4><tr>{head}</tr>{table}</table>"
         ).encode()
+
+
+_PAGE_PERF = ("accuracy", "f1", "roc_auc", "mae", "rmse", "estimated_accuracy")
 
 
 def _reply(start: Callable[..., Any], status: str, ctype: str, body: bytes) -> list[bytes]:
