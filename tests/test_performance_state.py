@@ -492,3 +492,18 @@ def test_label_delays_include_early_labels() -> None:
     assert added.join.joined == 1
     delays = early.delays.tolist() + list(getattr(added, "delays", []))
     assert delays == [40.0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ModelState advances the drift windows to the newest first-seen prediction but the "
+    "performance windows to newest_seen, which a re-stamped duplicate can move ahead",
+)
+def test_a_restamped_duplicate_moves_no_window() -> None:
+    state = model_state(model_settings("binary_classification"))
+    feed(state, [binary_prediction("a", T0)])
+    feed(state, [binary_prediction("a", T0 + 400)])  # a retry, re-stamped: still a duplicate
+    state.add_labels([Label("a", "m", 1, T0 + 401)])
+    w = window(state, "5m")
+    assert w.predictions == 1
+    assert w.labels == 1 and w.performance["label_coverage"] == 1.0
