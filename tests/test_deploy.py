@@ -854,6 +854,25 @@ def test_dashboard_queries_parse_and_use_exported_metrics(dashboard: dict[str, A
         assert not metric_names(concrete) & PLANNED, f"{where}: metric not exported yet"
 
 
+@pytest.mark.prometheus
+def test_dashboard_queries_pass_prometheus_own_parser(
+    dashboard: dict[str, Any], tmp_path: Path
+) -> None:
+    """promtool checks each query (variables substituted) as a rule: Prometheus' parser, not
+    a reimplementation, decides whether Grafana will get an answer or a syntax error."""
+    promtool = require_prometheus_tool("promtool")
+    values = {"model": ".+", "window": "1h", "feature": ".+", "__rate_interval": "1m"}
+    queries = [substitute(expr, values) for _, expr in dashboard_queries(dashboard)]
+    group = {
+        "name": "dashboard",
+        "rules": [{"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(queries)],
+    }
+    path = tmp_path / "dashboard.rules.yml"
+    path.write_text(json.dumps({"groups": [group]}), encoding="utf-8")
+    result = _run([promtool, "check", "rules", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_grafana_provisioning(compose: dict[str, Any]) -> None:
     datasources = load_yaml(DATASOURCES)
     assert datasources["apiVersion"] == 1
