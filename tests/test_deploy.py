@@ -534,6 +534,37 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
     assert not traffic.drifted(t0 + 4) and traffic.drifted(t0 + 5)
 
 
+@pytest.mark.integration
+def test_demo_producer_sends_keyed_predictions_and_labels(broker: Any, topics: Any) -> None:
+    """The compose producer's Kafka side, against the embedded Kafka-protocol broker."""
+    from kafka import KafkaConsumer
+
+    producer = _load_module(DEPLOY / "compose" / "producer.py", "modelmon_demo_producer")
+    args = ["--bootstrap-servers", broker.bootstrap, "--rate", "20", "--duration", "3"]
+    args += ["--label-delay", "1", "--predictions-topic", topics.predictions]
+    args += ["--labels-topic", topics.labels]
+    assert producer.main(args) == 0
+    consumer = KafkaConsumer(
+        topics.predictions,
+        topics.labels,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    records = list(consumer)
+    consumer.close()
+    by_topic: dict[str, dict[bytes, int]] = {topics.predictions: {}, topics.labels: {}}
+    for r in records:
+        assert r.key == json.loads(r.value)["id"].encode()
+        by_topic[r.topic][r.key] = r.partition
+    predictions, labels = by_topic[topics.predictions], by_topic[topics.labels]
+    assert len(predictions) >= 2 * 25, "about 25 predictions per second for 3 s"
+    assert labels and set(labels) <= set(predictions)
+    assert all(labels[k] == predictions[k] for k in labels), (
+        "a label shares its prediction's partition"
+    )
+
+
 # --- Kubernetes -------------------------------------------------------------------------------
 K8S_VERSION = "1.33"  # native sidecars are GA from 1.33 (beta, on by default, from 1.29)
 

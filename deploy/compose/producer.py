@@ -112,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="fraud predictions per second")
     parser.add_argument("--drift-after", type=float, default=900.0, help="seconds until drift")
     parser.add_argument("--label-delay", type=float, default=30.0, help="seconds until a label")
+    parser.add_argument("--duration", type=float, default=None, help="stop after (default: never)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--predictions-topic", default="predictions")
     parser.add_argument("--labels-topic", default="labels")
@@ -130,10 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap_servers=args.bootstrap_servers, client_id="modelmon-demo-producer", linger_ms=50
     )
     stopping = False
+    deadline = None if args.duration is None else time.monotonic() + args.duration
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+
+    def stop() -> bool:
+        return stopping or (deadline is not None and time.monotonic() >= deadline)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -146,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     log.info("sending to %s; drift after %.0fs", args.bootstrap_servers, args.drift_after)
     try:
-        sent = run(traffic, lambda r: producer.send(r[0], key=r[1], value=r[2]), lambda: stopping)
+        sent = run(traffic, lambda r: producer.send(r[0], key=r[1], value=r[2]), stop)
     finally:
         producer.flush(timeout=10)
         producer.close(timeout=10)
