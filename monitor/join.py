@@ -102,21 +102,28 @@ class LabelJoin:
         )
 
     # -- predictions ------------------------------------------------------------------------
+    def unseen(self, keys: KeyArray) -> npt.NDArray[np.bool_]:
+        """Mask of keys never seen before (the first of repeats within ``keys`` counts)."""
+        _, first = np.unique(keys, return_index=True)
+        fresh = np.zeros(keys.size, dtype=bool)
+        fresh[first] = True
+        fresh &= self._find(keys) < 0
+        if self.buffer:
+            buffered = self.buffer
+            fresh &= np.fromiter(
+                (int(k) not in buffered for k in keys.tolist()), dtype=bool, count=keys.size
+            )
+        return fresh
+
     def add_predictions(
         self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.bool_], Pairs, JoinCounts]:
         """Remember new predictions; returns (first-seen mask, pairs joined to early labels)."""
         counts = JoinCounts()
-        _, first = np.unique(keys, return_index=True)
-        fresh = np.zeros(keys.size, dtype=bool)
-        fresh[first] = True
-        fresh &= self._find(keys) < 0
+        fresh = self.unseen(keys)
         joined: list[tuple[int, float, float]] = []
         for i in np.flatnonzero(fresh).tolist():
             k = int(keys[i])
-            if k in self.buffer:
-                fresh[i] = False
-                continue
             early = self.early.pop(k, None)
             if early is not None:
                 joined.append((i, *early))

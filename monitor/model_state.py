@@ -96,6 +96,8 @@ class AddResult:
     late: int = 0
     unknown_features: int = 0
     join: JoinCounts = field(default_factory=JoinCounts)
+    #: Delays of labels that were waiting for these predictions and joined now.
+    delays: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -156,20 +158,25 @@ class ModelState:
             self.version = new
         if self.reference is None:
             return self._buffer_for_bootstrap(preds, result)
+        # Duplicate ids count once: dropped before anything, so a re-sent duplicate with a
+        # later timestamp moves neither the watermark nor any window.
+        keys, fresh = self.perf.unseen(preds)
+        result.join.duplicate_predictions = int(fresh.size - fresh.sum())
+        if not fresh.all():
+            preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
+            keys = keys[fresh]
         ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
         on_time, self.newest_seen = accept_on_time(ts, self.newest_seen, self.cfg.allowed_lateness)
         result.late = int(ts.size - on_time.sum())
         result.accepted = int(on_time.sum())
         if result.late:
-            preds = [p for p, ok in zip(preds, on_time, strict=True) if ok]
-            ts = ts[on_time]
+            preds = [p for p, ok in zip(preds, on_time.tolist(), strict=True) if ok]
+            ts, keys = ts[on_time], keys[on_time]
         if not preds:
             return result
-        # Duplicate ids count once: they are dropped here, before any window sees them.
-        fresh, result.join = self.perf.add_predictions(preds, ts, self.newest_seen)
-        if not fresh.all():
-            preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
-            ts = ts[fresh]
+        counts, result.delays = self.perf.add_predictions(preds, keys, ts, self.newest_seen)
+        counts.duplicate_predictions = result.join.duplicate_predictions
+        result.join = counts
         bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
         for ring in self.windows.values():
             ring.add(ts, bins, per_event=len(self.slots))
@@ -182,7 +189,8 @@ class ModelState:
             buffered, self._bootstrap = self._bootstrap, []
             self._install(bootstrap_reference(self.cfg, buffered))
             replay = self.add_predictions([*buffered, *preds[take:]])
-            result.accepted, result.late, result.join = replay.accepted, replay.late, replay.join
+            result.accepted, result.late = replay.accepted, replay.late
+            result.join, result.delays = replay.join, replay.delays
         else:
             result.accepted = take
         return result

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.events import Label, Prediction
-from monitor.join import JoinCounts, LabelJoin, Pairs, id_keys
+from monitor.join import JoinCounts, KeyArray, LabelJoin, Pairs, id_keys
 from monitor.settings import ModelSettings
 from monitor.stats.performance import (
     ClassificationAccumulator,
@@ -58,24 +58,30 @@ class PerformanceState:
             return RegressionAccumulator()
         return ClassificationAccumulator(n_classes=self.encoder.n_classes, positive=1)
 
+    def unseen(self, preds: Sequence[Prediction]) -> tuple[KeyArray, npt.NDArray[np.bool_]]:
+        """The predictions' id keys and which of them are new (duplicates are False)."""
+        keys = id_keys(p.id for p in preds)
+        return keys, self.join.unseen(keys)
+
     def add_predictions(
-        self, preds: Sequence[Prediction], ts: npt.NDArray[np.float64], newest: float
-    ) -> tuple[npt.NDArray[np.bool_], JoinCounts]:
-        """Register on-time predictions; returns the first-seen mask (duplicates are False).
+        self,
+        preds: Sequence[Prediction],
+        keys: KeyArray,
+        ts: npt.NDArray[np.float64],
+        newest: float,
+    ) -> tuple[JoinCounts, npt.NDArray[np.float64]]:
+        """Register new, on-time predictions (deduplicated by the caller with :meth:`unseen`).
 
         ``newest`` is the model's newest prediction time: the windows end at its pane.
+        Returns the join counts and the delays of labels that were waiting for these.
         """
         y_pred, proba = self.encoder.predictions(preds)
-        keys = id_keys(p.id for p in preds)
-        fresh, early_pairs, counts = self.join.add_predictions(keys, ts, y_pred, proba)
+        _, early_pairs, counts = self.join.add_predictions(keys, ts, y_pred, proba)
         for ring in self.rings.values():
             ring.advance(int(np.floor(newest / ring.pane)))
-            ring.add(
-                ts[fresh],
-                lambda acc, m: self._fill_predictions(acc, y_pred[fresh][m], proba[fresh][m]),
-            )
+            ring.add(ts, lambda acc, m: self._fill_predictions(acc, y_pred[m], proba[m]))
         self._add_pairs(early_pairs)
-        return fresh, counts
+        return counts, early_pairs.delay
 
     def add_labels(self, labels: Sequence[Label]) -> LabelResult:
         y = self.encoder.labels(labels)

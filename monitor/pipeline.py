@@ -138,3 +138,5 @@ class Pipeline:
         if result.unknown_features:
             self.metrics.unknown_features.labels(model).inc(result.unknown_features)
         self._count_join(model, result.join)
+        for delay in result.delays.tolist():
+            self.metrics.label_delay.observe(max(0.0, delay))

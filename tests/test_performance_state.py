@@ -480,25 +480,15 @@ def test_a_restart_from_a_checkpoint_continues_exactly(task: str, tmp_path: Path
             assert got.performance[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ModelState.add_predictions drops the delays of pairs joined to waiting labels, so "
-    "modelmon_label_delay_seconds misses every label that arrived before its prediction",
-)
 def test_label_delays_include_early_labels() -> None:
     state = model_state(model_settings("binary_classification"))
     early = state.add_labels([Label("a", "m", 1, T0 + 40.0)])
     added = state.add_predictions([binary_prediction("a", T0)])
     assert added.join.joined == 1
-    delays = early.delays.tolist() + list(getattr(added, "delays", []))
+    delays = early.delays.tolist() + added.delays.tolist()
     assert delays == [40.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ModelState advances the drift windows to the newest first-seen prediction but the "
-    "performance windows to newest_seen, which a re-stamped duplicate can move ahead",
-)
 def test_a_restamped_duplicate_moves_no_window() -> None:
     state = model_state(model_settings("binary_classification"))
     feed(state, [binary_prediction("a", T0)])
