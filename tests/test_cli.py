@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -186,3 +187,98 @@ def test_run_stops_on_sigterm_and_commits(broker: EmbeddedBroker, tmp_path: Path
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="cli-test")
     assert consumer.committed(TopicPartition("cli-preds", 0)) == 500
     consumer.close()
+
+
+def test_webhook_test_sends_one_signed_event(tmp_path: Path) -> None:
+    from monitor.receiver import WebhookReceiver
+
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+    receiver = WebhookReceiver(secret).start()
+    try:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "models": [
+                        {
+                            "name": "fraud",
+                            "reference": {"bootstrap_events": 200},
+                            "features": features_of("fraud"),
+                            "webhook": {
+                                "url": receiver.url,
+                                "secret_env": "TEST_HOOK_SECRET",
+                                "allow_private_targets": True,
+                            },
+                        }
+                    ]
+                }
+            )
+        )
+        env = {**os.environ, "TEST_HOOK_SECRET": secret}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli",
+                "webhook",
+                "test",
+                "--config",
+                str(cfg),
+                "--model",
+                "fraud",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "HTTP 200" in result.stdout
+        assert [e["type"] for e in receiver.received.events] == ["model.test"]
+        assert receiver.received.rejected == {}
+        # Without the secret in the environment it fails at start, naming the key.
+        env.pop("TEST_HOOK_SECRET")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli",
+                "webhook",
+                "test",
+                "--config",
+                str(cfg),
+                "--model",
+                "fraud",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "models[fraud].webhook.secret_env" in result.stderr
+    finally:
+        receiver.stop()
+
+
+def test_private_webhook_targets_are_refused_at_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {
+                        "name": "fraud",
+                        "reference": {"bootstrap_events": 200},
+                        "features": features_of("fraud"),
+                        "webhook": {"url": "http://10.1.2.3/hook", "secret": "s"},
+                    }
+                ]
+            }
+        )
+    )
+    result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud")
+    assert result.returncode == 2
+    assert "models[fraud].webhook" in result.stderr and "10.1.2.3" in result.stderr
