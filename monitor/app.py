@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from monitor.actions import Actions
 from monitor.evaluate import evaluate
 from monitor.export import HttpServer, SnapshotCollector
-from monitor.ingest import KafkaSource, Offsets, Source
+from monitor.ingest import DeadLetterAbortedError, KafkaSource, Offsets, Source
 from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.pipeline import Pipeline
@@ -214,9 +214,9 @@ class App:
             self._started.set()
             self._consume(source)
             log.info("stopping: checkpointing, committing offsets and closing")
-            _stop_scheduler(scheduler, wait=True)  # no evaluation races the final checkpoint
-            source.commit(self.checkpoint())
-            with self._deadline():  # a close that hangs cannot outlive the deadline
+            with self._deadline():  # nothing below may outlive the shutdown deadline
+                _stop_scheduler(scheduler, wait=True)  # no evaluation races the checkpoint
+                source.commit(self.checkpoint())
                 stack.close()
         log.info("stopped cleanly")
         return 0
@@ -232,7 +232,17 @@ class App:
                 started = time.perf_counter()
                 batch = self.pipeline.decode(records)
                 if batch.dead:  # written (acked) before the batch counts as processed
-                    source.dead_letter(batch.dead, self._stop.is_set)
+                    try:
+                        source.dead_letter(batch.dead, self._stop.is_set)
+                    except DeadLetterAbortedError:
+                        # Stopping while the broker is away: leave the batch unprocessed;
+                        # its offsets are not committed, so a restart reads it again.
+                        log.warning(
+                            "shutdown before the dead-letter topic accepted %d "
+                            "records: they will be re-read",
+                            len(batch.dead),
+                        )
+                        break
                 self.pipeline.apply(batch, partial(source.mark_processed, records))
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
             now = self.clock()

@@ -57,37 +57,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate, load references, and ask the brokers for metadata (nothing is consumed)."""
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
-
     from monitor.app import load_states
-    from monitor.ingest import client_options
+    from monitor.ingest import check_brokers
 
     settings = _load(args.config)
     load_states(settings, base=args.config.resolve().parent)
     print(f"config and references: ok ({len(settings.models)} model(s))")
-    try:
-        consumer = KafkaConsumer(**client_options(settings.kafka))
-        try:
-            topics = consumer.topics()
-        finally:
-            consumer.close()
-    except KafkaError as exc:
-        print(f"kafka {settings.kafka.bootstrap_servers}: unreachable ({exc})")
+    ok, detail, missing = check_brokers(settings.kafka)
+    where = f"kafka {settings.kafka.bootstrap_servers}"
+    if not ok:
+        print(f"{where}: unreachable ({detail})")
         return 1
-    missing = [
-        t
-        for t in (
-            settings.kafka.predictions_topic,
-            settings.kafka.labels_topic,
-            settings.kafka.dead_letter_topic,
-        )
-        if t not in topics
-    ]
-    print(
-        f"kafka {settings.kafka.bootstrap_servers}: ok"
-        + (f"; missing topics: {', '.join(missing)}" if missing else "")
-    )
+    print(f"{where}: ok" + (f"; missing topics: {', '.join(missing)}" if missing else ""))
     return 1 if missing else 0
 
 

@@ -22,6 +22,24 @@ from monitor.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+class DeadLetterAbortedError(Exception):
+    """Shutdown came while the dead-letter topic was unreachable; nothing was acknowledged."""
+
+
+def check_brokers(cfg: KafkaSettings) -> tuple[bool, str, list[str]]:
+    """Ask the brokers for metadata: (reachable, detail, the configured topics missing)."""
+    try:
+        consumer = KafkaConsumer(**client_options(cfg))
+        try:
+            topics = consumer.topics()
+        finally:
+            consumer.close()
+    except KafkaError as exc:
+        return False, str(exc), []
+    wanted = (cfg.predictions_topic, cfg.labels_topic, cfg.dead_letter_topic)
+    return True, "ok", [t for t in wanted if t not in topics]
+
+
 Offsets = dict[tuple[str, int], int]  # (topic, partition) → next offset to process
 
 
@@ -259,7 +277,7 @@ class KafkaSource:
                     delay,
                 )
                 if stop():
-                    raise
+                    raise DeadLetterAbortedError(str(exc)) from exc
                 self._sleep(delay)
                 delay = min(delay * 2, 30.0)
 
