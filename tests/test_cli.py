@@ -282,3 +282,37 @@ def test_private_webhook_targets_are_refused_at_start(tmp_path: Path) -> None:
     result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud")
     assert result.returncode == 2
     assert "models[fraud].webhook" in result.stderr and "10.1.2.3" in result.stderr
+
+
+@pytest.mark.integration
+def test_check_reaches_the_brokers_and_names_missing_topics(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    from monitor.broker import create_topics
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap,
+                    "predictions_topic": "chk-p",
+                    "labels_topic": "chk-l",
+                    "dead_letter_topic": "chk-d",
+                },
+                "models": [
+                    {
+                        "name": "fraud",
+                        "reference": {"bootstrap_events": 200},
+                        "features": features_of("fraud"),
+                    }
+                ],
+            }
+        )
+    )
+    result = modelmon("check", "--config", str(cfg))
+    assert result.returncode == 1 and "missing topics: chk-p, chk-l, chk-d" in result.stdout
+    create_topics(broker.bootstrap, {"chk-p": 1, "chk-l": 1, "chk-d": 1})
+    result = modelmon("check", "--config", str(cfg))
+    assert result.returncode == 0, result.stdout
+    assert f"kafka {broker.bootstrap}: ok" in result.stdout
