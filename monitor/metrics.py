@@ -131,3 +131,24 @@ class OpsMetrics:
         )
         self.build = Info("modelmon_build", "modelmon build information.", registry=registry)
         self.build.info({"version": __version__})
+
+    def add_model(self, model: str) -> None:
+        """Create a configured model's zero-valued series up front.
+
+        A labelled counter has no series until its first increment, so ``rate()``, ``or``-less
+        dashboard queries and alerts would see "no data" instead of 0 for a model that never had
+        a late, duplicate or orphan event.
+        """
+        for stream in ("predictions", "labels"):
+            self.events.labels(model, stream)
+            self.late.labels(model, stream)
+            self.duplicates.labels(model, stream)
+        for counter in (
+            self.unknown_features,
+            self.orphans,
+            self.evicted,
+            self.expired,
+            self.unusable_labels,
+        ):
+            counter.labels(model)
+        self.pending.labels(model).set(0)

@@ -40,6 +40,8 @@ class Pipeline:
         self._decoder = Decoder(settings.fields, schemas)
         self.states = states
         self.metrics = metrics
+        for model in states:
+            metrics.add_model(model)
         self.lock = threading.Lock()
 
     def stream_of(self, topic: str) -> Stream:
