@@ -31,7 +31,7 @@ from monitor.ingest import KafkaSource
 from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.pipeline import Pipeline
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 from monitor.settings import Settings, load_settings
 
 FEATURES = {f"f{i}": "numeric" for i in range(8)} | {"c0": "categorical", "c1": "categorical"}

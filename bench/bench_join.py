@@ -38,7 +38,7 @@ from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.performance_state import PerformanceState
 from monitor.pipeline import Pipeline
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 from monitor.settings import ModelSettings, Settings, load_settings
 
 BATCH = 2000  # kafka.max_poll_records default

@@ -28,7 +28,8 @@ from monitor.ingest import DeadLetterAbortedError, KafkaSource, Offsets, Source
 from monitor.metrics import OpsMetrics
 from monitor.model_state import ModelState
 from monitor.pipeline import Pipeline
-from monitor.reference import ReferenceError, ReferenceProfile
+from monitor.profiles import ReferenceProfileError
+from monitor.reference import ReferenceProfile
 from monitor.settings import ConfigError, Settings
 from monitor.snapshot import Snapshot
 from monitor.state_store import StateStore
@@ -59,7 +60,7 @@ def load_states(settings: Settings, base: Path | None = None) -> dict[str, Model
             path = m.reference if m.reference.is_absolute() or base is None else base / m.reference
             try:
                 reference = ReferenceProfile.load(path)
-            except (OSError, ReferenceError) as exc:
+            except (OSError, ReferenceProfileError) as exc:
                 raise ConfigError(f"models[{m.name}].reference: {exc}") from exc
         try:
             states[m.name] = ModelState(m, reference)

@@ -73,14 +73,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_reference_build(args: argparse.Namespace) -> int:
-    from monitor.reference import build_reference, read_training_file
+    from monitor.reference_build import build_reference
+    from monitor.training_data import read_training_file
 
     settings = _load(args.config)
     try:
         model = settings.model(args.model)
     except KeyError:
         raise ConfigError(f"--model: no model named {args.model!r} in {args.config}") from None
-    columns = read_training_file(args.input)
+    columns = read_training_file(args.input, model.features)
     missing = [f for f in model.features if f not in columns]
     if missing:
         print(f"{args.input}: missing feature columns: {', '.join(missing)}", file=sys.stderr)

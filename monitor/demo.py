@@ -32,7 +32,7 @@ from rich.text import Text
 from monitor.app import App, load_states
 from monitor.broker import EmbeddedBroker, create_topics
 from monitor.receiver import WebhookReceiver
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 from monitor.settings import Settings, WebhookSettings, load_settings
 from monitor.snapshot import Snapshot
 from monitor.synthetic import FRAUD_DRIFTED, Traffic, encode, features_of

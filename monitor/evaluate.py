@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from monitor.model_state import PREDICTION, ModelState, Slot
-from monitor.reference import NumericProfile
+from monitor.profiles import NumericProfile
 from monitor.snapshot import FeatureDrift, ModelResult, Snapshot, WindowResult
 from monitor.stats.drift import benjamini_hochberg, chi2_two_sample, coarsen, ks_binned, psi
 from monitor.window import IntArray, WindowView

@@ -17,12 +17,9 @@ import numpy.typing as npt
 from monitor.events import Label, Prediction
 from monitor.join import JoinCounts
 from monitor.performance_state import LabelResult, PerformanceState
-from monitor.reference import (
-    CategoricalProfile,
-    NumericProfile,
-    ReferenceProfile,
-    build_reference,
-)
+from monitor.profiles import CategoricalProfile, NumericProfile
+from monitor.reference import ReferenceProfile
+from monitor.reference_build import build_reference
 from monitor.settings import BootstrapReference, ModelSettings
 from monitor.window import IntArray, PaneRing, WindowView, accept_on_time
 

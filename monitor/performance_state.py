@@ -16,12 +16,8 @@ import numpy.typing as npt
 from monitor.events import Label, Prediction
 from monitor.join import JoinCounts, KeyArray, LabelJoin, Pairs, id_keys
 from monitor.settings import ModelSettings
-from monitor.stats.performance import (
-    ClassificationAccumulator,
-    PerformanceSnapshot,
-    RegressionAccumulator,
-    performance_snapshot,
-)
+from monitor.stats.accumulators import ClassificationAccumulator, RegressionAccumulator
+from monitor.stats.performance import PerformanceSnapshot, performance_snapshot
 from monitor.targets import TargetEncoder
 from monitor.window import AccumulatorRing
 

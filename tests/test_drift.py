@@ -14,11 +14,8 @@ from hypothesis import strategies as st
 from scipy.special import kolmogorov
 from scipy.stats import chi2_contingency, false_discovery_control, ks_2samp
 
-from monitor.reference import (
-    NumericProfile,
-    build_categorical_profile,
-    build_numeric_profile,
-)
+from monitor.profiles import NumericProfile
+from monitor.reference_build import build_categorical_profile, build_numeric_profile
 from monitor.stats.drift import (
     benjamini_hochberg,
     chi2_two_sample,

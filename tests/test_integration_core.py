@@ -13,7 +13,7 @@ from helpers import RunningApp, Topics, make_config, require_prometheus_tool
 from kafka import KafkaConsumer, KafkaProducer
 
 from monitor.broker import EmbeddedBroker
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 from monitor.synthetic import FRAUD_DRIFTED, Traffic, features_of
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
 from monitor.broker import EmbeddedBroker
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 
 pytestmark = pytest.mark.integration
 

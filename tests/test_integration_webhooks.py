@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.broker import EmbeddedBroker
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 from monitor.synthetic import Traffic, features_of
 
 pytestmark = pytest.mark.integration

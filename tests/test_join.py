@@ -25,7 +25,7 @@ from monitor.events import Label, Prediction
 from monitor.join import JoinCounts, LabelJoin, Pairs, id_keys
 from monitor.performance_state import PerformanceState
 from monitor.settings import ModelSettings, WindowSpec
-from monitor.stats.performance import ClassificationAccumulator
+from monitor.stats.accumulators import ClassificationAccumulator
 
 PairTuple = tuple[float, float, tuple[float, ...], float, float]
 

@@ -14,9 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
+from monitor.stats.accumulators import ClassificationAccumulator, RegressionAccumulator
 from monitor.stats.performance import (
-    ClassificationAccumulator,
-    RegressionAccumulator,
     accuracy,
     brier,
     estimated_accuracy,

@@ -24,10 +24,10 @@ from monitor.evaluate import evaluate_model
 from monitor.events import Label, Prediction
 from monitor.join import JoinCounts
 from monitor.model_state import ModelState
-from monitor.reference import build_reference
+from monitor.reference_build import build_reference
 from monitor.settings import ModelSettings, PolicySettings, WindowSpec
 from monitor.snapshot import WindowResult
-from monitor.stats.performance import CALIBRATION_BINS
+from monitor.stats.accumulators import CALIBRATION_BINS
 
 T0 = 1_800_000_000.0  # a multiple of every pane size used here
 WINDOWS = [

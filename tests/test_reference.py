@@ -11,18 +11,19 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from monitor.reference import (
+from monitor.profiles import (
     CategoricalProfile,
     FeatureKind,
     NumericProfile,
-    ReferenceError,
-    ReferenceProfile,
+    ReferenceProfileError,
+)
+from monitor.reference import ReferenceProfile, compute_content_hash
+from monitor.reference_build import (
     build_categorical_profile,
     build_numeric_profile,
     build_reference,
-    compute_content_hash,
-    read_training_file,
 )
+from monitor.training_data import read_training_file
 
 INF = np.inf
 
@@ -231,12 +232,12 @@ def test_build_reference_prediction_profile_per_task() -> None:
 def test_build_reference_rejects_bad_columns(change: Any, message: str) -> None:
     columns = training_columns(100)
     change(columns)
-    with pytest.raises(ReferenceError, match=message):
+    with pytest.raises(ReferenceProfileError, match=message):
         build_reference("m", "binary_classification", columns, FEATURES)
 
 
 def test_build_reference_rejects_unknown_task() -> None:
-    with pytest.raises(ReferenceError, match="task must be one of"):
+    with pytest.raises(ReferenceProfileError, match="task must be one of"):
         build_reference("m", "ranking", training_columns(10), FEATURES)
 
 
@@ -278,7 +279,7 @@ def test_truncated_file_is_a_clear_error(reference: ReferenceProfile, tmp_path: 
     path = tmp_path / "ref.json"
     reference.save(path)
     path.write_text(path.read_text()[:500])
-    with pytest.raises(ReferenceError, match=r"ref\.json is not valid JSON .*truncated"):
+    with pytest.raises(ReferenceProfileError, match=r"ref\.json is not valid JSON .*truncated"):
         ReferenceProfile.load(path)
 
 
@@ -286,7 +287,7 @@ def test_edited_file_fails_the_content_hash(reference: ReferenceProfile, tmp_pat
     data = reference.to_dict()
     data["features"]["amount"]["counts"][3] += 1
     data["features"]["amount"]["counts"][4] -= 1
-    with pytest.raises(ReferenceError, match="content hash mismatch"):
+    with pytest.raises(ReferenceProfileError, match="content hash mismatch"):
         ReferenceProfile.load(write_json(tmp_path / "ref.json", data))
 
 
@@ -312,15 +313,15 @@ def test_invalid_content_names_the_problem(
     data = reference.to_dict()
     edit(data)
     path = write_json(tmp_path / "ref.json", data)
-    with pytest.raises(ReferenceError, match=message) as info:
+    with pytest.raises(ReferenceProfileError, match=message) as info:
         ReferenceProfile.load(path)
     assert str(path) in str(info.value)
 
 
 def test_missing_file_and_non_object(tmp_path: Path) -> None:
-    with pytest.raises(ReferenceError, match="cannot read reference profile"):
+    with pytest.raises(ReferenceProfileError, match="cannot read reference profile"):
         ReferenceProfile.load(tmp_path / "absent.json")
-    with pytest.raises(ReferenceError, match="expected a JSON object"):
+    with pytest.raises(ReferenceProfileError, match="expected a JSON object"):
         ReferenceProfile.load(write_json(tmp_path / "list.json", [1, 2]))
 
 
@@ -337,8 +338,24 @@ def test_read_csv(tmp_path: Path) -> None:
         "zip": [1234.0, None, 99.0],
     }
     path.write_text("a,b\n1,2\n3\n")
-    with pytest.raises(ReferenceError, match=r"train\.csv:3: expected 2 fields, found 1"):
+    with pytest.raises(ReferenceProfileError, match=r"train\.csv:3: expected 2 fields, found 1"):
         read_training_file(path)
+
+
+def test_read_csv_keeps_categorical_cells_as_strings(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text("amount,zip,score\n12.5,01234,0.9\n7,,0.1\n3,1e3,0.5\n")
+    kinds: dict[str, FeatureKind] = {"amount": "numeric", "zip": "categorical"}
+    assert read_training_file(path, kinds) == {
+        "amount": [12.5, 7.0, 3.0],
+        "zip": ["01234", None, "1e3"],
+        "score": [0.9, 0.1, 0.5],
+    }
+    # The category built from the file is the code live events carry, leading zero and all.
+    ref = build_reference("m", "regression", read_training_file(path, kinds), kinds)
+    zip_profile = ref.features["zip"]
+    assert isinstance(zip_profile, CategoricalProfile)
+    assert zip_profile.bin_index(["01234", "1234", "1e3"]).tolist() == [0, 2, 1]
 
 
 def test_read_jsonl_flattens_features(tmp_path: Path) -> None:
@@ -358,17 +375,17 @@ def test_read_jsonl_flattens_features(tmp_path: Path) -> None:
         "age": [None, None, 40],
     }
     path.write_text('{"id": 1}\n{"id": 2,\n')
-    with pytest.raises(ReferenceError, match=r"train\.jsonl:2: invalid JSON"):
+    with pytest.raises(ReferenceProfileError, match=r"train\.jsonl:2: invalid JSON"):
         read_training_file(path)
     path.write_text('{"score": 1, "features": {"score": 2}}\n')
-    with pytest.raises(ReferenceError, match=r"features \['score'\] clash"):
+    with pytest.raises(ReferenceProfileError, match=r"features \['score'\] clash"):
         read_training_file(path)
 
 
 def test_unsupported_or_missing_training_file(tmp_path: Path) -> None:
-    with pytest.raises(ReferenceError, match=r"unsupported training file type '\.parquet'"):
+    with pytest.raises(ReferenceProfileError, match=r"unsupported training file type '\.parquet'"):
         read_training_file(tmp_path / "train.parquet")
-    with pytest.raises(ReferenceError, match="cannot read training file"):
+    with pytest.raises(ReferenceProfileError, match="cannot read training file"):
         read_training_file(tmp_path / "absent.csv")
 
 
