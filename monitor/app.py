@@ -250,7 +250,9 @@ class App:
             self._last_progress = now
             if now >= next_lag:
                 source.update_lag()
-                next_lag = now + 5.0
+                # Readiness waits for the lag to be small: while catching up, look every second
+                # (else a busy stream, whose polls never come back empty, waits up to 5 s more).
+                next_lag = now + (5.0 if source.caught_up else 1.0)
             if now >= next_checkpoint:
                 # Group offsets follow checkpoints, so lag stays meaningful and a restart
                 # never skips what the last checkpoint did not cover.
