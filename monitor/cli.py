@@ -81,7 +81,10 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         model = settings.model(args.model)
     except KeyError:
         raise ConfigError(f"--model: no model named {args.model!r} in {args.config}") from None
-    columns = read_training_file(args.input, model.features)
+    kinds = dict(model.features)
+    if model.task == "multiclass_classification":
+        kinds["prediction"] = kinds["label"] = "categorical"  # class codes like "01" stay text
+    columns = read_training_file(args.input, kinds)
     missing = [f for f in model.features if f not in columns]
     if missing:
         print(f"{args.input}: missing feature columns: {', '.join(missing)}", file=sys.stderr)
