@@ -81,11 +81,50 @@ class LabelJoin:
     pred: FloatArray = field(default_factory=lambda: np.zeros(0))
     proba: npt.NDArray[np.float32] = field(init=False)
     state: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
-    buffer: dict[int, list[Any]] = field(default_factory=dict)  # key → [ts, pred, proba, state]
     early: dict[int, tuple[float, float]] = field(default_factory=dict)  # key → (y, label ts)
+    # The insert buffer: columns like the sorted part's, unsorted, with a dict index by key.
+    buffer: dict[int, int] = field(default_factory=dict)  # key → buffer row
+    _bkeys: KeyArray = field(init=False)
+    _bts: FloatArray = field(init=False)
+    _bpred: FloatArray = field(init=False)
+    _bproba: npt.NDArray[np.float32] = field(init=False)
+    _bstate: npt.NDArray[np.uint8] = field(init=False)
 
     def __post_init__(self) -> None:
         self.proba = np.zeros((self.keys.size, self.proba_width), np.float32)
+        self._reset_buffer(1024)
+
+    def _reset_buffer(self, capacity: int) -> None:
+        self.buffer = {}
+        self._bkeys = np.zeros(capacity, np.uint64)
+        self._bts = np.zeros(capacity)
+        self._bpred = np.zeros(capacity)
+        self._bproba = np.zeros((capacity, self.proba_width), np.float32)
+        self._bstate = np.zeros(capacity, np.uint8)
+
+    def _buffer_append(
+        self,
+        keys: KeyArray,
+        ts: FloatArray,
+        pred: FloatArray,
+        proba: npt.NDArray[np.float32],
+        state: npt.NDArray[np.uint8],
+    ) -> None:
+        start, n = len(self.buffer), keys.size
+        if start + n > self._bkeys.size:  # grow geometrically; merged away at _BUFFER rows
+            cap = max(2 * self._bkeys.size, start + n)
+            self._bkeys = np.resize(self._bkeys, cap)
+            self._bts = np.resize(self._bts, cap)
+            self._bpred = np.resize(self._bpred, cap)
+            self._bproba = np.resize(self._bproba, (cap, self.proba_width))
+            self._bstate = np.resize(self._bstate, cap)
+        end = start + n
+        self._bkeys[start:end] = keys
+        self._bts[start:end] = ts
+        self._bpred[start:end] = pred
+        self._bproba[start:end] = proba
+        self._bstate[start:end] = state
+        self.buffer.update(zip(keys.tolist(), range(start, end), strict=True))
 
     # -- lookups ------------------------------------------------------------------------------
     def _find(self, keys: KeyArray) -> npt.NDArray[np.intp]:
@@ -97,8 +136,8 @@ class LabelJoin:
         return np.where(hit, idx, -1)
 
     def pending(self) -> int:
-        return int((self.state == PENDING).sum()) + sum(
-            1 for row in self.buffer.values() if row[3] == PENDING
+        return int((self.state == PENDING).sum()) + int(
+            (self._bstate[: len(self.buffer)] == PENDING).sum()
         )
 
     # -- predictions ------------------------------------------------------------------------
@@ -121,27 +160,28 @@ class LabelJoin:
         """Remember new predictions; returns (first-seen mask, pairs joined to early labels)."""
         counts = JoinCounts()
         fresh = self.unseen(keys)
-        joined: list[tuple[int, float, float]] = []
-        for i in np.flatnonzero(fresh).tolist():
-            k = int(keys[i])
-            early = self.early.pop(k, None)
-            if early is not None:
-                joined.append((i, *early))
-            self.buffer[k] = [
-                float(ts[i]),
-                float(pred[i]),
-                proba[i].copy(),
-                PENDING if early is None else JOINED,
-            ]
         counts.duplicate_predictions = int(keys.size - fresh.sum())
-        rows = np.array([j[0] for j in joined], dtype=np.intp)
-        label_ts = np.array([j[2] for j in joined], dtype=np.float64)
+        keys, ts, pred, proba = keys[fresh], ts[fresh], pred[fresh], proba[fresh]
+        state = np.zeros(keys.size, np.uint8)
+        rows: list[int] = []
+        ys: list[float] = []
+        label_ts: list[float] = []
+        if self.early:  # labels that came first join now (rare: checked only when any wait)
+            for i, k in enumerate(keys.tolist()):
+                early = self.early.pop(k, None)
+                if early is not None:
+                    rows.append(i)
+                    ys.append(early[0])
+                    label_ts.append(early[1])
+            state[rows] = JOINED
+        self._buffer_append(keys, ts, pred, proba, state)
+        r = np.array(rows, dtype=np.intp)
         pairs = Pairs(
-            ts[rows],
-            pred[rows],
-            proba[rows],
-            np.array([j[1] for j in joined], dtype=np.float64),
-            label_ts - ts[rows],
+            ts[r],
+            pred[r],
+            proba[r],
+            np.array(ys, dtype=np.float64),
+            np.array(label_ts, dtype=np.float64) - ts[r],
         )
         counts.joined = len(pairs)
         if len(self.buffer) >= _BUFFER:
@@ -166,12 +206,12 @@ class LabelJoin:
                     continue
                 self.state[r] = JOINED
                 p_ts, p_pred, p_proba = float(self.ts[r]), float(self.pred[r]), self.proba[r]
-            elif (row := self.buffer.get(k)) is not None:
-                if row[3] == JOINED:
+            elif (b := self.buffer.get(k)) is not None:
+                if self._bstate[b] == JOINED:
                     counts.duplicate_labels += 1
                     continue
-                row[3] = JOINED
-                p_ts, p_pred, p_proba = row[0], row[1], row[2]
+                self._bstate[b] = JOINED
+                p_ts, p_pred, p_proba = float(self._bts[b]), float(self._bpred[b]), self._bproba[b]
             else:
                 if k in self.early:
                     counts.duplicate_labels += 1
@@ -233,25 +273,18 @@ class LabelJoin:
 
     def _flush(self) -> None:
         """Merge the insert buffer into the sorted columns."""
-        if not self.buffer:
+        n = len(self.buffer)
+        if not n:
             return
-        bkeys = np.fromiter(self.buffer.keys(), dtype=np.uint64, count=len(self.buffer))
-        rows = list(self.buffer.values())
-        order = np.argsort(bkeys, kind="stable")
-        bkeys = bkeys[order]
-        bts = np.array([rows[i][0] for i in order], dtype=np.float64)
-        bpred = np.array([rows[i][1] for i in order], dtype=np.float64)
-        bproba = np.array([rows[i][2] for i in order], dtype=np.float32).reshape(
-            len(rows), self.proba_width
-        )
-        bstate = np.array([rows[i][3] for i in order], dtype=np.uint8)
+        order = np.argsort(self._bkeys[:n], kind="stable")
+        bkeys = self._bkeys[:n][order]
         at = np.searchsorted(self.keys, bkeys)
         self.keys = np.insert(self.keys, at, bkeys)
-        self.ts = np.insert(self.ts, at, bts)
-        self.pred = np.insert(self.pred, at, bpred)
-        self.proba = np.insert(self.proba, at, bproba, axis=0)
-        self.state = np.insert(self.state, at, bstate)
-        self.buffer.clear()
+        self.ts = np.insert(self.ts, at, self._bts[:n][order])
+        self.pred = np.insert(self.pred, at, self._bpred[:n][order])
+        self.proba = np.insert(self.proba, at, self._bproba[:n][order], axis=0)
+        self.state = np.insert(self.state, at, self._bstate[:n][order])
+        self._reset_buffer(self._bkeys.size)
 
     def _compact(self) -> None:
         dead = self.state == DEAD
@@ -285,4 +318,4 @@ class LabelJoin:
         self.state = arrays[f"{prefix}.state"].astype(np.uint8)
         # Keys are 64-bit: kept as strings in JSON, which has no exact 64-bit integers.
         self.early = {int(k): (float(y), float(t)) for k, y, t in meta["early"]}
-        self.buffer.clear()
+        self._reset_buffer(1024)
