@@ -51,7 +51,23 @@ class OpsMetrics:
         self.label_delay = Histogram(
             "modelmon_label_delay_seconds",
             "Event-time delay between a prediction and its label.",
-            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
+            buckets=(
+                0.5,
+                1,
+                2,
+                5,
+                10,
+                30,
+                60,
+                300,
+                900,
+                3600,
+                4 * 3600,
+                12 * 3600,
+                86400,
+                3 * 86400,
+                7 * 86400,
+            ),
             registry=registry,
         )
         self.pending = Gauge(
