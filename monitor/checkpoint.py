@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import struct
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+
+from monitor.atomic import atomic_write
 
 MAGIC = b"MMCKPT\x00\x01"
 FORMAT_VERSION = 1
@@ -60,27 +60,8 @@ def write_checkpoint(
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + struct.pack(">I", len(header)) + header)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, MAGIC + struct.pack(">I", len(header)) + header + payload)
     return len(MAGIC) + 4 + len(header) + len(payload)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:

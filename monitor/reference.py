@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.atomic import atomic_write
 from monitor.profiles import (
     CategoricalProfile,
     NumericProfile,
@@ -132,18 +131,8 @@ class ReferenceProfile:
 
     def save(self, path: Path | str) -> None:
         """Write the profile as JSON atomically (temp file, fsync, rename)."""
-        target = Path(path)
         text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(Path(path), text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: Path | str) -> ReferenceProfile:

@@ -29,11 +29,12 @@ from typing import Any, Final
 
 import orjson
 
+from monitor.atomic import TMP_PREFIX, atomic_write, fsync_dir
+
 __all__ = ["DEAD_DIR", "FORMAT_VERSION", "Outbox", "OutboxEntry"]
 
 FORMAT_VERSION: Final = 1
 DEAD_DIR: Final = "dead"
-_TMP_PREFIX: Final = ".tmp-"
 _LOCK_NAME: Final = ".lock"
 _MAX_IDLE: Final = 5.0  # take() re-checks at least this often (robust to odd injected clocks)
 
@@ -117,29 +118,6 @@ class OutboxEntry:
         )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(_TMP_PREFIX + path.name)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # URLs may hold tokens
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 class Outbox:
     """Pending webhook events on disk plus per-endpoint FIFO queues in memory.
 
@@ -212,7 +190,7 @@ class Outbox:
                 seq = self._seq
             now = self._wall()
             entry = OutboxEntry(msg_id, seq, endpoint, url, event_type, body, now, now)
-            _atomic_write(self.directory / entry.filename, entry.to_json())
+            atomic_write(self.directory / entry.filename, entry.to_json())
             with self._cond:
                 self._queues.setdefault(endpoint, []).append(entry)
                 self._entries[msg_id] = entry
@@ -245,7 +223,7 @@ class Outbox:
             self._due[entry.id] = self._clock() + delay
         entry.next_attempt_at = self._wall() + delay
         try:
-            _atomic_write(self.directory / entry.filename, entry.to_json())
+            atomic_write(self.directory / entry.filename, entry.to_json())
         except OSError:  # the entry is still on disk; only its attempts and next time are stale
             logger.exception("could not update webhook outbox entry %s", entry.id)
 
@@ -257,7 +235,7 @@ class Outbox:
     def bury(self, entry: OutboxEntry, reason: str) -> Path:
         """Move an entry to ``dead/`` with ``reason`` recorded; return its new path."""
         path = self.directory / entry.filename
-        _atomic_write(path, replace(entry, dead_reason=reason).to_json())  # reason, then rename
+        atomic_write(path, replace(entry, dead_reason=reason).to_json())  # reason, then rename
         target = self._move_dead(path)
         self._forget(entry)
         return target
@@ -314,8 +292,8 @@ class Outbox:
     def _move_dead(self, path: Path) -> Path:
         target = self.dead_dir / path.name
         os.replace(path, target)
-        _fsync_dir(self.dead_dir)
-        _fsync_dir(self.directory)
+        fsync_dir(self.dead_dir)
+        fsync_dir(self.directory)
         return target
 
     def _load(self) -> list[OutboxEntry]:
@@ -325,7 +303,7 @@ class Outbox:
             names = sorted(e.name for e in it if e.is_file())
         for name in names:
             path = self.directory / name
-            if name.startswith(_TMP_PREFIX):  # an add() that never returned: nobody relies on it
+            if name.startswith(TMP_PREFIX):  # an add() that never returned: nobody relies on it
                 logger.warning("removing stale webhook outbox temp file %s", path)
                 path.unlink(missing_ok=True)
                 continue
