@@ -128,8 +128,10 @@ class Decoder:
             return DecodeError("bad_timestamp", f"unusable timestamp {str(value)[:40]!r}")
         return ts
 
-    def prediction(self, raw: bytes | None, kafka_ts: float) -> Prediction | DecodeError:
-        """Decode a prediction record; ``kafka_ts`` is used when the event has no timestamp."""
+    def _head(
+        self, raw: bytes | None, kafka_ts: float
+    ) -> tuple[dict[str, Any], tuple[str, str], float] | DecodeError:
+        """What both streams share: a JSON object, its id and model, and its event time."""
         obj = self._envelope(raw)
         if isinstance(obj, DecodeError):
             return obj
@@ -139,6 +141,14 @@ class Decoder:
         ts = self._timestamp(obj, kafka_ts)
         if isinstance(ts, DecodeError):
             return ts
+        return obj, ids, ts
+
+    def prediction(self, raw: bytes | None, kafka_ts: float) -> Prediction | DecodeError:
+        """Decode a prediction record; ``kafka_ts`` is used when the event has no timestamp."""
+        head = self._head(raw, kafka_ts)
+        if isinstance(head, DecodeError):
+            return head
+        obj, ids, ts = head
         features = _get(obj, self._f.features)
         if features is _MISSING or features is None:
             features = {}
@@ -177,15 +187,10 @@ class Decoder:
 
     def label(self, raw: bytes | None, kafka_ts: float) -> Label | DecodeError:
         """Decode a ground-truth label record."""
-        obj = self._envelope(raw)
-        if isinstance(obj, DecodeError):
-            return obj
-        ids = self._ids(obj)
-        if isinstance(ids, DecodeError):
-            return ids
-        ts = self._timestamp(obj, kafka_ts)
-        if isinstance(ts, DecodeError):
-            return ts
+        head = self._head(raw, kafka_ts)
+        if isinstance(head, DecodeError):
+            return head
+        obj, ids, ts = head
         label = _get(obj, self._f.label)
         if label is _MISSING or label is None:
             return DecodeError("missing_field", f"no {self._f.label!r}")
