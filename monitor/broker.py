@@ -35,10 +35,21 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    """Start Tansu on a free 127.0.0.1 port; use as a context manager."""
+    """Start Tansu on a free 127.0.0.1 port; use as a context manager.
 
-    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+    ``advertised_port`` is the port clients are told to use in metadata (default: ``port``);
+    fault-injection tests point it at a TCP proxy in front of ``port``, so that every
+    connection, not just the bootstrap one, goes through the proxy.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_file: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self._log_file = log_file
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -48,8 +59,9 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         args = [str(tansu_binary()), "broker", "--listener-url", url]
-        args += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        args += ["--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"]
         if self._log_file is None:
             self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         else:
