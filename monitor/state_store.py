@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy.typing as npt
 
+from monitor.atomic import TMP_PREFIX
 from monitor.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from monitor.ingest import Offsets
 from monitor.model_state import ModelState
@@ -72,6 +73,10 @@ class StateStore:
     def restore(self) -> Offsets | None:
         """Load the checkpoint if there is a usable one; returns its offsets (None: replay)."""
         started = time.perf_counter()
+        for stale in self.path.parent.glob(f"{TMP_PREFIX}{self.path.name}.*"):
+            # A kill during a checkpoint write leaves its temporary file; nothing else removes it.
+            log.warning("removing %s, left by a crash during a checkpoint write", stale)
+            stale.unlink(missing_ok=True)
         if not self.path.exists():
             log.info("no checkpoint at %s: windows will be rebuilt by replay", self.path)
             return None
