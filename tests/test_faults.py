@@ -69,6 +69,7 @@ from helpers import Topics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.atomic import TMP_PREFIX
 from monitor.broker import EmbeddedBroker, create_topics, free_port
 from monitor.checkpoint import MAGIC, CheckpointError, read_checkpoint
 from monitor.events import Prediction
@@ -227,9 +228,11 @@ def checkpoint_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     settings = load_settings(None, overrides={"models": [model_config(tmp / "churn.json")]})
     records = list(itertools.islice(traffic("predictions", "labels", SEED), 2000))
     states = {MODEL: ModelState(settings.model(MODEL), reference)}
-    for event in decode(settings, records):
+    for event in decode(settings, records):  # windows, pending joins, joined pairs
         if isinstance(event, Prediction):
             states[MODEL].add_predictions([event])
+        else:
+            states[MODEL].add_labels([event])
     store = StateStore(tmp, states, threading.Lock())
     store.save(lambda: {("predictions", 0): 1234, ("labels", 2): 56})
     return store.path.read_bytes()
@@ -258,6 +261,20 @@ def _write(factory: pytest.TempPathFactory, data: bytes) -> Path:
     path = factory.getbasetemp() / "flipped.mmc"
     path.write_bytes(data)
     return path
+
+
+def test_a_checkpoint_write_cut_short_by_kill_9_leaves_no_file_behind(tmp_path: Path) -> None:
+    """The temporary file of a write that never reached its rename is removed at the next start
+    (the checkpoint it would have replaced is untouched)."""
+    reference = save_reference(tmp_path / "churn.json")
+    settings = load_settings(None, overrides={"models": [model_config(tmp_path / "churn.json")]})
+    states = {MODEL: ModelState(settings.model(MODEL), reference)}
+    store = StateStore(tmp_path / "state", states, threading.Lock())
+    store.save(lambda: {("predictions", 0): 7})
+    cut_short = tmp_path / "state" / f"{TMP_PREFIX}{CHECKPOINT}.x1y2z3"
+    cut_short.write_bytes(store.path.read_bytes()[:100])
+    assert store.restore() == {("predictions", 0): 7}
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [CHECKPOINT]
 
 
 # -- 1. kill -9 ---------------------------------------------------------------------------------
