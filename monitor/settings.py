@@ -374,7 +374,12 @@ def load_settings(path: Path | None, overrides: Mapping[str, Any] | None = None)
         except OSError as exc:
             raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+            # Position and problem only: PyYAML's own message quotes the offending line, which
+            # may be the one holding a password.
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"config file {path}: not valid YAML{where}: {problem}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: the top level must be a mapping")
         data = loaded or {}
