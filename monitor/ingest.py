@@ -150,6 +150,7 @@ class KafkaSource:
         opts = client_options(cfg)
         self._consumer = consumer_factory(
             group_id=cfg.group_id,
+            group_instance_id=cfg.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset=cfg.auto_offset_reset,
             max_poll_records=cfg.max_poll_records,
@@ -303,6 +304,8 @@ class KafkaSource:
         try:
             self._consumer.commit(self._as_commit(mine), timeout_ms=10_000)
         except KafkaError as exc:
+            # A failed commit is as good a sign of an unreachable broker as a failed lag query.
+            self._metrics.kafka_up.set(0)
             log.warning("offset commit failed (%s); will retry after the next checkpoint", exc)
 
     def update_lag(self) -> None:

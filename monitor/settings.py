@@ -74,6 +74,10 @@ class KafkaSettings(_Section):
     bootstrap_servers: str = "localhost:9092"
     #: None only for tools and benchmarks: no group, no commits.
     group_id: str | None = "modelmon"
+    #: Static group membership (KIP-345): a restarted replica with the same id takes its
+    #: partitions back without a rebalance or waiting for its old session to expire. Give each
+    #: replica its own stable value (e.g. the pod name), or leave it unset.
+    group_instance_id: str | None = None
     client_id: str = "modelmon"
     predictions_topic: str = "predictions"
     labels_topic: str = "labels"
