@@ -25,12 +25,15 @@ from monitor.synthetic import Traffic, features_of
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def modelmon(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def modelmon(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "monitor.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
         check=False,
     )
 
@@ -215,48 +218,14 @@ def test_webhook_test_sends_one_signed_event(tmp_path: Path) -> None:
             )
         )
         env = {**os.environ, "TEST_HOOK_SECRET": secret}
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "monitor.cli",
-                "webhook",
-                "test",
-                "--config",
-                str(cfg),
-                "--model",
-                "fraud",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
+        result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud", env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "HTTP 200" in result.stdout
         assert [e["type"] for e in receiver.received.events] == ["model.test"]
         assert receiver.received.rejected == {}
         # Without the secret in the environment it fails at start, naming the key.
         env.pop("TEST_HOOK_SECRET")
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "monitor.cli",
-                "webhook",
-                "test",
-                "--config",
-                str(cfg),
-                "--model",
-                "fraud",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
+        result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud", env=env)
         assert result.returncode == 2
         assert "models[fraud].webhook.secret_env" in result.stderr
     finally:

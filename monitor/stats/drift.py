@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +68,17 @@ def coarsen(
     return summed
 
 
+def _paired(
+    ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], float, float]:
+    """Both count vectors as arrays of one shape, with their totals."""
+    ref = np.asarray(ref_counts)
+    win = np.asarray(win_counts)
+    if ref.shape != win.shape:
+        raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
+    return ref, win, float(ref.sum()), float(win.sum())
+
+
 def psi(
     ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike, eps: float = DEFAULT_PSI_EPS
 ) -> float:
@@ -99,12 +111,7 @@ def psi(
     >>> psi([5, 3, 2], [50, 30, 20])
     0.0
     """
-    ref = np.asarray(ref_counts)
-    win = np.asarray(win_counts)
-    if ref.shape != win.shape:
-        raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
-    n_ref = float(ref.sum())
-    n_win = float(win.sum())
+    ref, win, n_ref, n_win = _paired(ref_counts, win_counts)
     if n_ref <= 0.0 or n_win <= 0.0:
         return math.nan
     # Division (not multiplication by 1/n) is correctly rounded: equal shares compare equal.
@@ -205,12 +212,7 @@ def chi2_two_sample(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> Chi
     >>> round(r.statistic, 4), round(r.pvalue, 5), r.dof
     (8.3333, 0.00389, 1)
     """
-    ref = np.asarray(ref_counts)
-    win = np.asarray(win_counts)
-    if ref.shape != win.shape:
-        raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
-    n_ref = float(ref.sum())
-    n_win = float(win.sum())
+    ref, win, n_ref, n_win = _paired(ref_counts, win_counts)
     if n_ref <= 0.0 or n_win <= 0.0:
         return Chi2Result(math.nan, math.nan, 0)
     column = ref + win
