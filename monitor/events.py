@@ -1,15 +1,18 @@
-"""Immutable event and result types that cross module boundaries."""
+"""Immutable event and result types that cross module boundaries.
+
+The per-record types are named tuples: immutable like frozen dataclasses, but about three times
+cheaper to create, which matters at tens of thousands of records per second.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Stream = Literal["predictions", "labels"]
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """One Kafka record as the ingest layer hands it over (client-independent)."""
 
     topic: str
@@ -20,8 +23,7 @@ class RawRecord:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):
     id: str
     model: str
     version: str | None
@@ -31,8 +33,7 @@ class Prediction:
     score: float | dict[str, float] | None
 
 
-@dataclass(frozen=True, slots=True)
-class Label:
+class Label(NamedTuple):
     id: str
     model: str
     label: Any

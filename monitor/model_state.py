@@ -8,7 +8,7 @@ with one ``bincount`` per pane touched.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -205,7 +205,7 @@ class ModelState:
             "version": self.version,
             "reference_hash": ref.content_hash if ref else None,
             "reference": ref.to_dict() if ref is not None and bootstrapped else None,
-            "bootstrap": [asdict(p) for p in self._bootstrap],
+            "bootstrap": [p._asdict() for p in self._bootstrap],
             "windows": {
                 name: ring.to_state(arrays, f"{prefix}.w.{name}")
                 for name, ring in self.windows.items()
