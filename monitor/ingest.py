@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -164,7 +165,12 @@ class KafkaSource:
             self._consumer.subscribe(topics)
         else:
             self._consumer.subscribe(topics, listener=_Rebalance(self))
-        self._producer = producer_factory(linger_ms=20, acks="all", retries=5, **opts)
+        # The dead-letter producer is made on first use: most runs never need one, and an idle
+        # client still keeps a connection and metadata refreshes going.
+        self._make_producer: Callable[[], Any] = partial(
+            producer_factory, linger_ms=20, acks="all", retries=5, **opts
+        )
+        self._producer: Any = None
 
     # -- rebalance (IO thread) ------------------------------------------------------------------
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -262,6 +268,8 @@ class KafkaSource:
         delay = 0.5
         while items:
             try:
+                if self._producer is None:
+                    self._producer = self._make_producer()
                 futures = [
                     self._producer.send(
                         self._cfg.dead_letter_topic,
@@ -342,4 +350,5 @@ class KafkaSource:
         try:
             self._consumer.close(autocommit=False)
         finally:
-            self._producer.close(timeout=5)
+            if self._producer is not None:
+                self._producer.close(timeout=5)
