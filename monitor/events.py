@@ -6,7 +6,7 @@ cheaper to create, which matters at tens of thousands of records per second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 Stream = Literal["predictions", "labels"]
@@ -65,20 +65,3 @@ class DeadLetter:
             ("modelmon-reason", self.reason.encode()),
             ("modelmon-detail", self.detail[:500].encode("utf-8", "replace")),
         ]
-
-
-@dataclass(frozen=True, slots=True)
-class OffsetRange:
-    """First and last offset a window's state covers on one partition."""
-
-    first: int
-    last: int
-
-
-@dataclass(frozen=True)
-class Batch:
-    """What one poll produced, split by stream, plus the records that failed decoding."""
-
-    predictions: list[Prediction] = field(default_factory=list)
-    labels: list[Label] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)

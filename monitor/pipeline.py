@@ -44,9 +44,6 @@ class Pipeline:
             metrics.add_model(model)
         self.lock = threading.Lock()
 
-    def stream_of(self, topic: str) -> Stream:
-        return self._topics[topic]
-
     def decode(self, records: Sequence[RawRecord]) -> Decoded:
         """Decode a batch without touching any state; invalid records are counted here."""
         out = Decoded()
