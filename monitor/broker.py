@@ -60,13 +60,19 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
+        # Its own session: a Ctrl-C in the terminal must not kill the broker before the
+        # daemon's final checkpoint and commit; stop() ends it.
         args = [str(tansu_binary()), "broker", "--listener-url", url]
         args += ["--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"]
         if self._log_file is None:
-            self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
         else:
             with open(self._log_file, "ab") as out:  # the child keeps its own descriptor
-                self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+                self._proc = subprocess.Popen(
+                    args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
