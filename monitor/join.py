@@ -158,10 +158,17 @@ class LabelJoin:
         self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.bool_], Pairs, JoinCounts]:
         """Remember new predictions; returns (first-seen mask, pairs joined to early labels)."""
-        counts = JoinCounts()
         fresh = self.unseen(keys)
+        pairs, counts = self.insert(keys[fresh], ts[fresh], pred[fresh], proba[fresh])
         counts.duplicate_predictions = int(keys.size - fresh.sum())
-        keys, ts, pred, proba = keys[fresh], ts[fresh], pred[fresh], proba[fresh]
+        return fresh, pairs, counts
+
+    def insert(
+        self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
+    ) -> tuple[Pairs, JoinCounts]:
+        """Remember predictions the caller already knows are new (see :meth:`unseen`);
+        returns the pairs joined to labels that were waiting for them."""
+        counts = JoinCounts()
         state = np.zeros(keys.size, np.uint8)
         rows: list[int] = []
         ys: list[float] = []
@@ -190,7 +197,7 @@ class LabelJoin:
             # store could otherwise grow by a whole evaluation interval's traffic.
             counts.evicted = self._evict()
             self._compact()
-        return fresh, pairs, counts
+        return pairs, counts
 
     # -- labels -----------------------------------------------------------------------------
     def add_labels(self, keys: KeyArray, y: FloatArray, ts: FloatArray) -> tuple[Pairs, JoinCounts]:

@@ -89,7 +89,6 @@ def _column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction]) -> IntA
 
 @dataclass
 class AddResult:
-    accepted: int = 0
     late: int = 0
     unknown_features: int = 0
     join: JoinCounts = field(default_factory=JoinCounts)
@@ -145,8 +144,10 @@ class ModelState:
     def add_predictions(self, preds: Sequence[Prediction]) -> AddResult:
         """Count a batch of this model's predictions into every window."""
         result = AddResult()
+        known = self._known
         for p in preds:
-            result.unknown_features += len(p.features.keys() - self._known)
+            if not p.features.keys() <= known:  # a subset test allocates nothing; rare path
+                result.unknown_features += len(p.features.keys() - known)
         if preds and preds[-1].version is not None:
             new = preds[-1].version
             if self.version is not None and new != self.version and self._rebaseline:
@@ -165,7 +166,6 @@ class ModelState:
         ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
         on_time, self.newest_seen = accept_on_time(ts, self.newest_seen, self.cfg.allowed_lateness)
         result.late = int(ts.size - on_time.sum())
-        result.accepted = int(on_time.sum())
         if result.late:
             preds = [p for p, ok in zip(preds, on_time.tolist(), strict=True) if ok]
             ts, keys = ts[on_time], keys[on_time]
@@ -186,10 +186,8 @@ class ModelState:
             buffered, self._bootstrap = self._bootstrap, []
             self._install(bootstrap_reference(self.cfg, buffered))
             replay = self.add_predictions([*buffered, *preds[take:]])
-            result.accepted, result.late = replay.accepted, replay.late
+            result.late = replay.late
             result.join, result.delays = replay.join, replay.delays
-        else:
-            result.accepted = take
         return result
 
     def add_labels(self, labels: Sequence[Label]) -> LabelResult:

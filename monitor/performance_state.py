@@ -72,7 +72,7 @@ class PerformanceState:
         Returns the join counts and the delays of labels that were waiting for these.
         """
         y_pred, proba = self.encoder.predictions(preds)
-        _, early_pairs, counts = self.join.add_predictions(keys, ts, y_pred, proba)
+        early_pairs, counts = self.join.insert(keys, ts, y_pred, proba)
         for ring in self.rings.values():
             ring.advance(int(np.floor(newest / ring.pane)))
             ring.add(ts, lambda acc, m: self._fill_predictions(acc, y_pred[m], proba[m]))
