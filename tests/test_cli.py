@@ -192,30 +192,28 @@ def test_run_stops_on_sigterm_and_commits(broker: EmbeddedBroker, tmp_path: Path
     consumer.close()
 
 
+def hooked_config(tmp_path: Path, webhook: dict[str, object]) -> Path:
+    """A one-model config whose model has this webhook."""
+    cfg = tmp_path / "c.yaml"
+    model = {
+        "name": "fraud",
+        "reference": {"bootstrap_events": 200},
+        "features": features_of("fraud"),
+        "webhook": webhook,
+    }
+    cfg.write_text(yaml.safe_dump({"models": [model]}))
+    return cfg
+
+
 def test_webhook_test_sends_one_signed_event(tmp_path: Path) -> None:
     from monitor.receiver import WebhookReceiver
 
     secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
     receiver = WebhookReceiver(secret).start()
     try:
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text(
-            yaml.safe_dump(
-                {
-                    "models": [
-                        {
-                            "name": "fraud",
-                            "reference": {"bootstrap_events": 200},
-                            "features": features_of("fraud"),
-                            "webhook": {
-                                "url": receiver.url,
-                                "secret_env": "TEST_HOOK_SECRET",
-                                "allow_private_targets": True,
-                            },
-                        }
-                    ]
-                }
-            )
+        cfg = hooked_config(
+            tmp_path,
+            {"url": receiver.url, "secret_env": "TEST_HOOK_SECRET", "allow_private_targets": True},
         )
         env = {**os.environ, "TEST_HOOK_SECRET": secret}
         result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud", env=env)
@@ -233,21 +231,7 @@ def test_webhook_test_sends_one_signed_event(tmp_path: Path) -> None:
 
 
 def test_private_webhook_targets_are_refused_at_start(tmp_path: Path) -> None:
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "models": [
-                    {
-                        "name": "fraud",
-                        "reference": {"bootstrap_events": 200},
-                        "features": features_of("fraud"),
-                        "webhook": {"url": "http://10.1.2.3/hook", "secret": "s"},
-                    }
-                ]
-            }
-        )
-    )
+    cfg = hooked_config(tmp_path, {"url": "http://10.1.2.3/hook", "secret": "s"})
     result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud")
     assert result.returncode == 2
     assert "models[fraud].webhook" in result.stderr and "10.1.2.3" in result.stderr
