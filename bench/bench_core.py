@@ -25,16 +25,16 @@ import orjson
 import psutil
 from kafka import KafkaConsumer, KafkaProducer
 
-from monitor.broker import EmbeddedBroker, create_topics
-from monitor.decode import Decoder
-from monitor.evaluate import evaluate
+from monitor.devkit.broker import EmbeddedBroker, create_topics
 from monitor.events import RawRecord
-from monitor.ingest import KafkaSource
-from monitor.metrics import OpsMetrics
-from monitor.model_state import ModelState
-from monitor.pipeline import Pipeline
-from monitor.reference_build import build_reference
+from monitor.ingest.decode import Decoder
+from monitor.ingest.kafka_source import KafkaSource
+from monitor.ingest.route import Pipeline
+from monitor.reference.build import build_reference
+from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import Settings, load_settings
+from monitor.state.evaluate import evaluate
+from monitor.state.model_state import ModelState
 
 FEATURES = {f"f{i}": "numeric" for i in range(8)} | {"c0": "categorical", "c1": "categorical"}
 

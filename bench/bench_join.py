@@ -33,13 +33,13 @@ import psutil
 from prometheus_client import CollectorRegistry
 
 from monitor.events import Label, Prediction, RawRecord
-from monitor.join import LabelJoin, id_keys
-from monitor.metrics import OpsMetrics
-from monitor.model_state import ModelState
-from monitor.performance_state import PerformanceState
-from monitor.pipeline import Pipeline
-from monitor.reference_build import build_reference
+from monitor.ingest.route import Pipeline
+from monitor.reference.build import build_reference
+from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import ModelSettings, Settings, load_settings
+from monitor.state.join import LabelJoin, id_keys
+from monitor.state.model_state import ModelState
+from monitor.state.performance_state import PerformanceState
 
 BATCH = 2000  # kafka.max_poll_records default
 T0 = 1.8e9

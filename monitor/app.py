@@ -21,18 +21,18 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
-from monitor.actions import Actions
-from monitor.evaluate import evaluate
-from monitor.export import HttpServer, SnapshotCollector
-from monitor.ingest import DeadLetterAbortedError, KafkaSource, Offsets, Source
-from monitor.metrics import OpsMetrics
-from monitor.model_state import ModelState
-from monitor.pipeline import Pipeline
-from monitor.profiles import ReferenceProfileError
-from monitor.reference import ReferenceProfile
+from monitor.alerting.actions import Actions
+from monitor.ingest.kafka_source import DeadLetterAbortedError, KafkaSource, Offsets, Source
+from monitor.ingest.route import Pipeline
+from monitor.persistence.store import StateStore
+from monitor.reference.bins import ReferenceProfileError
+from monitor.reference.profile import ReferenceProfile
+from monitor.serve.export import HttpServer, SnapshotCollector
+from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import ConfigError, Settings
 from monitor.snapshot import Snapshot
-from monitor.state_store import StateStore
+from monitor.state.evaluate import evaluate
+from monitor.state.model_state import ModelState
 
 log = logging.getLogger(__name__)
 

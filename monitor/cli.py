@@ -58,7 +58,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate, load references, and ask the brokers for metadata (nothing is consumed)."""
     from monitor.app import load_states
-    from monitor.ingest import check_brokers
+    from monitor.ingest.kafka_source import check_brokers
 
     settings = _load(args.config)
     load_states(settings, base=args.config.resolve().parent)
@@ -73,8 +73,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_reference_build(args: argparse.Namespace) -> int:
-    from monitor.reference_build import build_reference
-    from monitor.training_data import read_training_file
+    from monitor.reference.build import build_reference
+    from monitor.reference.training_data import read_training_file
 
     settings = _load(args.config)
     try:
@@ -102,7 +102,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo import DemoOptions, run_demo
+    from monitor.devkit.demo import DemoOptions, run_demo
 
     _setup_logging(args.log_level or "WARNING")
     if (args.webhook_url is None) != (args.webhook_secret is None):
@@ -124,8 +124,8 @@ def cmd_webhook_test(args: argparse.Namespace) -> int:
     """Send one signed model.test event to the model's configured endpoint."""
     import httpx
 
-    from monitor.actions import build_endpoints
-    from monitor.webhooks import send_test
+    from monitor.alerting.actions import build_endpoints
+    from monitor.alerting.delivery import send_test
 
     settings = _load(args.config)
     endpoints = build_endpoints(settings)

@@ -8,7 +8,7 @@ after the prediction, as in production). After ``--drift-after`` seconds the fea
 something to show. Records are keyed by prediction id, so a prediction and its label land in
 the same partition (modelmon's join needs them co-partitioned).
 
-It runs in the modelmon image, where ``monitor.synthetic`` and kafka-python are installed::
+It runs in the modelmon image, where ``monitor.devkit.synthetic`` and kafka-python are installed::
 
     python producer.py --bootstrap-servers kafka:9092 --rate 50 --drift-after 900
 """
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.synthetic import Traffic, encode
+from monitor.devkit.synthetic import Traffic, encode
 
 log = logging.getLogger("producer")
 
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kafka-python is imported here so the pure parts above import without it.
     from kafka import KafkaProducer
 
-    from monitor.broker import create_topics
+    from monitor.devkit.broker import create_topics
 
     # Same partition count for both topics: keyed by id, a prediction and its label co-locate.
     topics = {args.predictions_topic: args.partitions, args.labels_topic: args.partitions}

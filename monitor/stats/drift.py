@@ -1,7 +1,7 @@
 """Drift statistics over binned counts: PSI, binned two-sample KS, chi-square, Benjamini-Hochberg.
 
 Every function takes count vectors (reference and window over the same bins, see
-:mod:`monitor.profiles`) and never raw samples, so a window's cost does not grow with traffic.
+:mod:`monitor.reference.bins`) and never raw samples, so a window's cost does not grow with traffic.
 They run on every evaluation tick for every feature of every model and window, so they stay in
 plain numpy and call the scipy.special kernels directly rather than the scipy.stats wrappers,
 whose argument handling costs more than the arithmetic here.
@@ -135,7 +135,7 @@ def ks_binned(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> KSResult:
 
     The statistic is ``D_edges = max |F_win - F_ref|`` over the bin edges, with both empirical
     CDFs taken from the cumulative counts. The exact statistic D of the raw samples satisfies
-    ``D_edges <= D <= D_edges + profile.ks_bound`` (see :mod:`monitor.profiles`).
+    ``D_edges <= D <= D_edges + profile.ks_bound`` (see :mod:`monitor.reference.bins`).
 
     The p-value is the asymptotic two-sample Kolmogorov distribution,
     ``kolmogorov(sqrt(n * m / (n + m)) * D_edges)``. The finite-sample ``scipy.stats.kstwo.sf``

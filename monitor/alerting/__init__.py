@@ -1,0 +1,1 @@
+"""Alerting: decide (policy) and act (signed Standard Webhooks through a durable outbox)."""

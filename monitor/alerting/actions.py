@@ -1,0 +1,184 @@
+"""From evaluations to actions: the policy decides, the webhook dispatcher delivers.
+
+Endpoints and their secrets are resolved and their targets validated at start, so a missing
+secret or a refused address fails before any connection, naming the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import SecretStr
+
+from monitor.alerting.delivery import WebhookDispatcher
+from monitor.alerting.policy import Finding, Policy
+from monitor.alerting.standard_webhooks import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    WebhookEndpoint,
+    validate_target,
+)
+from monitor.settings import ConfigError, Settings, WebhookSettings
+from monitor.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def _secrets(
+    model: str, hook: WebhookSettings, environ: Mapping[str, str]
+) -> tuple[SecretStr, ...]:
+    key = f"models[{model}].webhook"
+    if hook.secret is not None:
+        raw = hook.secret.get_secret_value()
+    elif hook.secret_env is not None:
+        if not environ.get(hook.secret_env):
+            raise ConfigError(f"{key}.secret_env: environment variable {hook.secret_env} is unset")
+        raw = environ[hook.secret_env]
+    else:
+        assert hook.secret_file is not None
+        try:
+            raw = hook.secret_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{key}.secret_file: {exc.strerror or exc}") from None
+    parts = raw.split()
+    if not parts:
+        raise ConfigError(f"{key}: the secret is empty")
+    return tuple(SecretStr(p) for p in parts)
+
+
+def build_endpoints(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, WebhookEndpoint]:
+    """One endpoint per model with a webhook; raises :class:`ConfigError` naming the key."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for m in settings.models:
+        hook = m.webhook
+        if hook is None:
+            continue
+        key = f"models[{m.name}].webhook"
+        try:
+            endpoint = WebhookEndpoint(
+                name=m.name,
+                url=hook.url,
+                secrets=_secrets(m.name, hook, environ),
+                timeout=hook.timeout,
+                allow_private=hook.allow_private_targets,
+            )
+            validate_target(hook.url, hook.allow_private_targets)
+        except ValueError as exc:  # never includes the secret itself
+            raise ConfigError(f"{key}: {exc}") from None
+        out[m.name] = endpoint
+    return out
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The dispatcher has one schedule: the first model that sets one decides (documented)."""
+    for m in settings.models:
+        if m.webhook is not None and m.webhook.retry_schedule is not None:
+            return RetryPolicy(tuple(m.webhook.retry_schedule), m.webhook.retry_max_age)
+    return DEFAULT_RETRY
+
+
+class Actions:
+    """Runs the policy over each snapshot and enqueues the findings as signed webhooks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self.policy = Policy(settings.models, clock)
+        self.endpoints = build_endpoints(settings, environ)
+        self.dispatcher = WebhookDispatcher(
+            Path(settings.state.dir) / "webhooks",
+            registry=registry,
+            endpoints=self.endpoints.values(),
+            retry=retry_policy(settings),
+            clock=clock,
+            wall=wall,
+        )
+        self.findings = Counter(
+            "modelmon_findings",
+            "Policy findings by type and what was done with them.",
+            ["model", "type", "outcome"],
+            registry=registry,
+        )
+
+    def start(self) -> None:
+        self.dispatcher.start()
+
+    def stop(self, deadline: float) -> None:
+        self.dispatcher.stop(deadline)
+
+    def on_snapshot(self, snap: Snapshot, kafka: Mapping[str, Any] | None = None) -> Snapshot:
+        """Decide on ``snap``, act on the findings, return it with the policy's view added."""
+        for finding in self.policy.observe(snap):
+            self._act(finding, kafka)
+        return replace(
+            snap,
+            models=tuple(
+                replace(
+                    m,
+                    degraded=self.policy.degraded(m.model),
+                    breaches=self.policy.breaches(m.model),
+                )
+                for m in snap.models
+            ),
+        )
+
+    def _act(self, finding: Finding, kafka: Mapping[str, Any] | None) -> None:
+        reasons = ", ".join(
+            f"{r.metric}{'[' + r.feature + ']' if r.feature else ''}={r.value:.4g}"
+            f" (limit {r.threshold:.4g})"
+            for r in finding.reasons
+        )
+        if finding.suppressed:
+            log.warning(
+                "%s %s suppressed (%s): %s",
+                finding.type,
+                finding.model,
+                finding.suppressed_reason,
+                reasons or "-",
+            )
+            self.findings.labels(finding.model, finding.type, "suppressed").inc()
+            return
+        log.warning(
+            "%s model=%s window=%s: %s", finding.type, finding.model, finding.window, reasons or "-"
+        )
+        endpoint = self.endpoints.get(finding.model)
+        if endpoint is None:
+            self.findings.labels(finding.model, finding.type, "no_webhook").inc()
+            return
+        try:
+            self.dispatcher.enqueue(
+                endpoint, finding.type, finding.to_data(kafka=kafka), event_id=finding.event_id
+            )
+        except OSError as exc:
+            # The outbox could not store it: say so loudly; the next transition retries.
+            log.error(
+                "could not store %s for %s in the outbox: %s", finding.type, finding.model, exc
+            )
+            self.findings.labels(finding.model, finding.type, "outbox_error").inc()
+            return
+        self.findings.labels(finding.model, finding.type, "enqueued").inc()
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return self.policy.to_state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.policy = Policy.from_state(state, self._settings.models, self._clock)

@@ -1,0 +1,124 @@
+"""Saving and restoring the daemon's state (all models + policy) with the offsets it covers.
+
+The caller supplies the offsets under the same lock that guards the state, so a checkpoint is
+always a consistent cut: every record before those offsets is in the state, none after. A
+checkpoint that cannot be used is reported and ignored as a whole, never half-applied: the
+daemon then rebuilds its windows by replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy.typing as npt
+
+from monitor.atomic import TMP_PREFIX
+from monitor.ingest.kafka_source import Offsets
+from monitor.persistence.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from monitor.state.model_state import ModelState
+
+log = logging.getLogger(__name__)
+FILE_NAME = "checkpoint.mmc"
+
+
+class Stateful(Protocol):
+    def to_state(self) -> dict[str, Any]: ...
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+
+class StateStore:
+    """Checkpoints ``states`` (and optional extra parts, e.g. the policy) under ``dir``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        states: dict[str, ModelState],
+        lock: threading.Lock,
+        extras: Mapping[str, Stateful] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = directory / FILE_NAME
+        self._states = states
+        self._lock = lock
+        self._extras = dict(extras or {})
+        self._clock = clock
+        self.last_saved: float | None = None
+        self.last_bytes = 0
+        self.restore_seconds = 0.0
+
+    def save(self, positions: Callable[[], Offsets]) -> Offsets:
+        """Write a checkpoint of the current state; returns the offsets it covers."""
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        with self._lock:
+            offsets = positions()
+            meta = {
+                "models": {
+                    name: st.to_state(arrays, f"m.{name}") for name, st in self._states.items()
+                },
+                "extras": {name: part.to_state() for name, part in self._extras.items()},
+                "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
+            }
+            # Copies taken under the lock: the consume thread mutates panes in place, and the
+            # (slow) write below happens outside the lock so ingestion does not stall on disk.
+            arrays = {name: a.copy() for name, a in arrays.items()}
+        self.last_bytes = write_checkpoint(self.path, meta, arrays)
+        self.last_saved = self._clock()
+        return offsets
+
+    def restore(self) -> Offsets | None:
+        """Load the checkpoint if there is a usable one; returns its offsets (None: replay)."""
+        started = time.perf_counter()
+        for stale in self.path.parent.glob(f"{TMP_PREFIX}{self.path.name}.*"):
+            # A kill during a checkpoint write leaves its temporary file; nothing else removes it.
+            log.warning("removing %s, left by a crash during a checkpoint write", stale)
+            stale.unlink(missing_ok=True)
+        if not self.path.exists():
+            log.info("no checkpoint at %s: windows will be rebuilt by replay", self.path)
+            return None
+        try:
+            ckpt = read_checkpoint(self.path)
+            fresh = {
+                name: ModelState(st.cfg, _file_reference(st)) for name, st in self._states.items()
+            }
+            models = ckpt.meta["models"]
+            for name, st in fresh.items():
+                if name not in models:
+                    raise CheckpointError(f"model {name} is not in the checkpoint")
+                st.load_state(models[name], ckpt.arrays, f"m.{name}")
+            offsets = {(str(t), int(p)): int(o) for t, p, o in ckpt.meta["offsets"]}
+            extras = ckpt.meta.get("extras", {})
+        except (CheckpointError, ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "checkpoint %s ignored (%s): windows will be rebuilt by replay", self.path, exc
+            )
+            return None
+        # All parts loaded: swap them in together.
+        with self._lock:
+            self._states.update(fresh)
+            for name, part in self._extras.items():
+                if name in extras:
+                    part.load_state(extras[name])
+        self.restore_seconds = time.perf_counter() - started
+        self.last_saved = self._clock() - max(0.0, time.time() - ckpt.created_at)
+        log.info(
+            "restored checkpoint %s (%d partitions) in %.2fs",
+            self.path,
+            len(offsets),
+            self.restore_seconds,
+        )
+        return offsets
+
+    def age(self) -> float:
+        return float("nan") if self.last_saved is None else self._clock() - self.last_saved
+
+
+def _file_reference(state: ModelState) -> Any:
+    """The reference loaded from a file (bootstrapped ones come from the checkpoint)."""
+    from monitor.settings import BootstrapReference
+
+    return None if isinstance(state.cfg.reference, BootstrapReference) else state.reference

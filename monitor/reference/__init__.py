@@ -1,0 +1,1 @@
+"""Reference profiles: bins, build from training data, readers, save and load."""

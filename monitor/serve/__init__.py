@@ -1,0 +1,1 @@
+"""Serving: the Prometheus collector, the HTTP endpoints and the operational metrics."""

@@ -1,0 +1,1 @@
+"""Per-model state, pure: event-time windows, the label join, target encoding, evaluation."""

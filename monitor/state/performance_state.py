@@ -1,0 +1,153 @@
+"""One model's performance side: the label join and per-window performance accumulators.
+
+A joined pair updates the pane of its *prediction's* event time while that pane is still in the
+window; a label whose prediction's pane has already slid out is counted as too late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.events import Label, Prediction
+from monitor.settings import ModelSettings
+from monitor.state.encoding import TargetEncoder
+from monitor.state.join import JoinCounts, KeyArray, LabelJoin, Pairs, id_keys
+from monitor.state.window import AccumulatorRing
+from monitor.stats.accumulators import ClassificationAccumulator, RegressionAccumulator
+from monitor.stats.performance import PerformanceSnapshot, performance_snapshot
+
+Accumulator = ClassificationAccumulator | RegressionAccumulator
+
+
+@dataclass
+class LabelResult:
+    counts: JoinCounts = field(default_factory=JoinCounts)
+    too_late: int = 0  # joined, but the prediction's pane had left every window
+    unusable: int = 0  # label value that cannot be encoded (unknown class, not a number)
+    delays: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+
+
+class PerformanceState:
+    """Join + accumulator rings of one model. Pure: event time comes in with the events."""
+
+    def __init__(self, cfg: ModelSettings) -> None:
+        self.cfg = cfg
+        self.encoder = TargetEncoder(cfg)
+        self.join = LabelJoin(
+            ttl=cfg.label_ttl,
+            label_wait=cfg.label_wait,
+            max_pending=cfg.max_pending,
+            proba_width=self.encoder.proba_width,
+            max_early=cfg.max_early_labels,
+        )
+        self.rings = {
+            w.name: AccumulatorRing[Accumulator](w.length, w.pane, self._new) for w in cfg.windows
+        }
+
+    def _new(self) -> Accumulator:
+        if self.encoder.task == "regression":
+            return RegressionAccumulator()
+        return ClassificationAccumulator(n_classes=self.encoder.n_classes, positive=1)
+
+    def unseen(self, preds: Sequence[Prediction]) -> tuple[KeyArray, npt.NDArray[np.bool_]]:
+        """The predictions' id keys and which of them are new (duplicates are False)."""
+        keys = id_keys(p.id for p in preds)
+        return keys, self.join.unseen(keys)
+
+    def add_predictions(
+        self,
+        preds: Sequence[Prediction],
+        keys: KeyArray,
+        ts: npt.NDArray[np.float64],
+        newest: float,
+    ) -> tuple[JoinCounts, npt.NDArray[np.float64]]:
+        """Register new, on-time predictions (deduplicated by the caller with :meth:`unseen`).
+
+        ``newest`` is the model's newest prediction time: the windows end at its pane.
+        Returns the join counts and the delays of labels that were waiting for these.
+        """
+        y_pred, proba = self.encoder.predictions(preds)
+        early_pairs, counts = self.join.insert(keys, ts, y_pred, proba)
+        for ring in self.rings.values():
+            ring.advance(int(np.floor(newest / ring.pane)))
+            ring.add(ts, lambda acc, m: self._fill_predictions(acc, y_pred[m], proba[m]))
+        self._add_pairs(early_pairs)
+        return counts, early_pairs.delay
+
+    def add_labels(self, labels: Sequence[Label]) -> LabelResult:
+        y = self.encoder.labels(labels)
+        usable = ~np.isnan(y)
+        result = LabelResult(unusable=int((~usable).sum()))
+        usable_labels = [lab for lab, ok in zip(labels, usable.tolist(), strict=True) if ok]
+        keys = id_keys(lab.id for lab in usable_labels)
+        ts = np.fromiter(
+            (lab.timestamp for lab in usable_labels), dtype=np.float64, count=len(usable_labels)
+        )
+        pairs, result.counts = self.join.add_labels(keys, y[usable], ts)
+        result.too_late = self._add_pairs(pairs)
+        result.delays = pairs.delay
+        return result
+
+    def _add_pairs(self, pairs: Pairs) -> int:
+        """Add joined pairs to every window; returns how many were too late for all of them."""
+        if not len(pairs):
+            return 0
+        ok = ~np.isnan(pairs.y_pred)
+        outside_all = np.ones(len(pairs), dtype=bool)
+        for ring in self.rings.values():
+            outside_all &= ring.add(pairs.ts, lambda acc, m: self._fill_pairs(acc, pairs, m & ok))
+        return int(outside_all.sum())
+
+    def _fill_predictions(
+        self, acc: Accumulator, y_pred: npt.NDArray[np.float64], proba: npt.NDArray[np.float32]
+    ) -> None:
+        ok = ~np.isnan(y_pred)
+        if isinstance(acc, RegressionAccumulator):
+            acc.add_predictions(y_pred[ok])
+        else:
+            acc.add_predictions(y_pred[ok].astype(np.int64), self._proba(proba[ok]))
+
+    def _fill_pairs(self, acc: Accumulator, pairs: Pairs, m: npt.NDArray[np.bool_]) -> None:
+        if isinstance(acc, RegressionAccumulator):
+            acc.add(pairs.y_true[m], pairs.y_pred[m])
+        else:
+            acc.add(
+                pairs.y_true[m].astype(np.int64),
+                pairs.y_pred[m].astype(np.int64),
+                self._proba(pairs.proba[m]),
+            )
+
+    def _proba(self, proba: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        p = proba.astype(np.float64)
+        return p[:, 0] if self.encoder.task == "binary_classification" else p
+
+    def snapshot(self, window: str) -> PerformanceSnapshot:
+        return performance_snapshot(self.rings[window].total)
+
+    def to_state(self, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> dict[str, Any]:
+        return {
+            "rings": {name: ring.to_state() for name, ring in self.rings.items()},
+            "join": self.join.to_state(arrays, f"{prefix}.join"),
+        }
+
+    def load_state(
+        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
+    ) -> None:
+        if set(meta["rings"]) != set(self.rings):
+            raise ValueError(f"model {self.cfg.name}: windows changed since the checkpoint")
+        from_state = (
+            RegressionAccumulator.from_state
+            if self.encoder.task == "regression"
+            else ClassificationAccumulator.from_state
+        )
+        for name, ring in self.rings.items():
+            ring.load_state(meta["rings"][name], from_state)
+        self.join.load_state(meta["join"], arrays, f"{prefix}.join")
+
+    def expire(self, now: float) -> JoinCounts:
+        return self.join.expire(now)

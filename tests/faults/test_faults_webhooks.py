@@ -1,0 +1,135 @@
+"""Fault injection #7: the webhook receiver is down for the whole run and the daemon is
+restarted twice (SIGTERM, then kill -9); once the receiver comes up, the pending
+``model.degraded`` is delivered, exactly once, signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from monitor.devkit.broker import EmbeddedBroker, free_port
+from monitor.devkit.receiver import WebhookReceiver
+from tests.support.fault_oracle import MODEL, model_config, save_reference, traffic
+from tests.support.fault_tools import Daemon, daemon_config, wait_for, write_config
+from tests.support.helpers import Topics
+
+pytestmark = pytest.mark.faults
+SECRET = "whsec_" + base64.b64encode(b"fault-suite-webhook-secret").decode()
+
+
+def test_pending_webhook_survives_two_restarts_and_is_delivered_once(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    save_reference(tmp_path / "churn.json")  # x centred at 0; the stream runs at 0.3: drift
+    hook_port = free_port()  # nothing listens here until the end: connections are refused
+    model = model_config(tmp_path / "churn.json")
+    model["policy"] = {
+        "min_samples": 300,
+        "ks_alpha": 0.01,
+        "psi_max": 0.5,
+        "window": "15m",
+        "breaches_to_fire": 1,
+        "cooldown": "1h",
+    }
+    model["webhook"] = {
+        "url": f"http://127.0.0.1:{hook_port}/hooks",
+        "secret": SECRET,
+        "allow_private_targets": True,
+        "retry_schedule": ["0.5s", "1s"],
+    }
+    port = free_port()
+    data = daemon_config(
+        bootstrap=broker.bootstrap,
+        group=f"hooks-{uuid.uuid4().hex[:8]}",
+        topics=(topics.predictions, topics.labels, topics.dlq),
+        port=port,
+        state_dir=tmp_path / "state",
+        reference=tmp_path / "churn.json",
+    )
+    data["models"] = [model]
+    config = tmp_path / "modelmon.yaml"
+    write_config(config, data)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=10)
+    for rec in itertools.islice(traffic(topics.predictions, topics.labels, seed=7), 3000):
+        producer.send(rec.topic, key=rec.key, value=rec.value)
+    producer.flush()
+    producer.close()
+
+    daemon = Daemon(config, port, tmp_path / "logs")
+    receiver: WebhookReceiver | None = None
+    try:
+        daemon.start()
+
+        def enqueued() -> bool:
+            return (
+                daemon.value(
+                    "modelmon_findings_total",
+                    model=MODEL,
+                    type="model.degraded",
+                    outcome="enqueued",
+                )
+                or 0
+            ) == 1
+
+        wait_for(lambda: daemon.get("/metrics") is not None and enqueued(), 60, "degraded")
+        wait_for(
+            lambda: (
+                (
+                    daemon.value("modelmon_webhook_deliveries_total", model=MODEL, outcome="retry")
+                    or 0
+                )
+                >= 2
+            ),
+            30,
+            "failed attempts",
+        )
+        assert daemon.value("modelmon_webhook_outbox_size") == 1
+
+        code, _ = daemon.terminate()  # restart 1: a clean stop
+        assert code == 0
+        daemon.start()
+        daemon.wait_ready()
+        wait_for(
+            lambda: (
+                (
+                    daemon.value("modelmon_webhook_deliveries_total", model=MODEL, outcome="retry")
+                    or 0
+                )
+                >= 1
+            ),
+            30,
+            "retrying after restart",
+        )
+        assert daemon.value("modelmon_webhook_outbox_size") == 1
+
+        daemon.kill()  # restart 2: kill -9
+        daemon.start()
+        daemon.wait_ready()
+        assert daemon.value("modelmon_webhook_outbox_size") == 1
+
+        receiver = WebhookReceiver(SECRET, port=hook_port).start()
+        wait_for(lambda: len(receiver.received.events) == 1 if receiver else False, 30, "delivery")
+        wait_for(lambda: daemon.value("modelmon_webhook_outbox_size") == 0, 10, "outbox empty")
+        events = receiver.received.events
+        assert [e["type"] for e in events] == ["model.degraded"]
+        assert events[0]["data"]["model"] == MODEL
+        assert receiver.received.rejected == {}  # every attempt that arrived was signed right
+        # No run found a second degradation: the policy state survived both restarts.
+        assert (
+            daemon.value(
+                "modelmon_findings_total", model=MODEL, type="model.degraded", outcome="enqueued"
+            )
+            or 0
+        ) == 0
+        code, _ = daemon.terminate()
+        assert code == 0
+    finally:
+        daemon.cleanup()
+        if receiver is not None:
+            receiver.stop()

@@ -1,0 +1,104 @@
+"""Helpers shared by the integration tests: config for a test broker, a daemon in a thread."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.app import App
+from monitor.devkit.broker import EmbeddedBroker
+from monitor.settings import Settings, load_settings
+
+
+def require_prometheus_tool(name: str) -> str:
+    """Path of promtool/prometheus; in CI (MODELMON_REQUIRE_PROMETHEUS=1) missing is a failure."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("MODELMON_REQUIRE_PROMETHEUS") == "1":
+            pytest.fail(f"{name} is required here (Debian package prometheus)")
+        pytest.skip(f"{name} not installed (Debian package prometheus)")
+    return path
+
+
+@dataclass
+class Topics:
+    predictions: str
+    labels: str
+    dlq: str
+
+
+def make_config(
+    broker: EmbeddedBroker,
+    topics: Topics,
+    models: list[dict[str, Any]],
+    tmp_path: Path,
+    **extra: Any,
+) -> Settings:
+    data: dict[str, Any] = {
+        "kafka": {
+            "bootstrap_servers": broker.bootstrap,
+            "group_id": f"modelmon-{uuid.uuid4().hex[:8]}",
+            "predictions_topic": topics.predictions,
+            "labels_topic": topics.labels,
+            "dead_letter_topic": topics.dlq,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "poll_timeout": 0.2,
+        },
+        "http": {"host": "127.0.0.1", "port": 0},
+        "state": {"dir": str(tmp_path / "state")},
+        "evaluation": {"interval": "1s"},
+        "models": models,
+    }
+    data.update(extra)
+    return load_settings(None, overrides=data)
+
+
+class RunningApp:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.thread = threading.Thread(
+            target=app.run, kwargs={"install_signals": False}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.app.http.port}"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                return int(r.status), bytes(r.read())
+        except urllib.error.HTTPError as e:
+            return int(e.code), bytes(e.read())
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        _, body = self.get("/metrics")
+        out = {}
+        for fam in text_string_to_metric_families(body.decode()):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.metrics().get((name, tuple(sorted(labels.items()))))
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 45.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what or check}")

@@ -1,0 +1,372 @@
+"""Degradation policy: hand-built Snapshots, a fake clock, and the Findings that come out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from monitor.alerting.policy import Finding, Policy, Reason
+from monitor.alerting.standard_webhooks import build_body
+from monitor.settings import ModelSettings, PolicySettings, WindowSpec
+from monitor.snapshot import FeatureDrift, ModelResult, Snapshot, WindowResult
+
+HOUR = 3600.0
+T0 = 1_795_000_000.0  # event time of the windows' end
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def model_cfg(name: str = "fraud", **policy: Any) -> ModelSettings:
+    policy.setdefault("cooldown", HOUR)
+    return ModelSettings(
+        name=name,
+        reference=Path("ref.json"),
+        windows=[
+            WindowSpec(name="5m", length=300, pane=10),
+            WindowSpec(name="1h", length=3600, pane=60),
+        ],
+        features={"amount": "numeric", "country": "categorical"},
+        policy=PolicySettings(**policy),
+    )
+
+
+def window(
+    name: str = "1h",
+    *,
+    psi: float = 0.05,
+    enough: bool = True,
+    labels: int = 1000,
+    drift: bool = False,
+    drift_country: bool = False,
+    prediction_psi: float | None = None,
+    **performance: float,
+) -> WindowResult:
+    length = 3600.0 if name == "1h" else 300.0
+    features = (
+        FeatureDrift(
+            "amount", "numeric", 5000, psi, 0.1, 0.0001 if drift else 0.4, 0.001, 0.3, drift
+        ),
+        FeatureDrift(
+            "country",
+            "categorical",
+            5000,
+            0.01,
+            None,
+            None,
+            None,
+            0.001 if drift_country else 0.6,
+            drift_country,
+        ),
+    )
+    return WindowResult(
+        window=name,
+        start=T0 - length,
+        end=T0,
+        predictions=5000 if enough else 10,
+        labels=labels,
+        enough_samples=enough,
+        features=features,
+        prediction_psi=prediction_psi,
+        performance=dict(performance),
+    )
+
+
+def snap(*windows: WindowResult, model: str = "fraud", version: str | None = "v1") -> Snapshot:
+    result = ModelResult(model, version, True, "abc", T0, windows or (window(),))
+    return Snapshot(created_at=T0, models=(result,))
+
+
+def run(policy: Policy, *snapshots: Snapshot) -> list[Finding]:
+    return [f for s in snapshots for f in policy.observe(s)]
+
+
+def types(findings: list[Finding]) -> list[str]:
+    return [f.type + (" (suppressed)" if f.suppressed else "") for f in findings]
+
+
+BAD, OK, BETWEEN = snap(window(psi=0.3)), snap(window(psi=0.01)), snap(window(psi=0.19))
+
+
+# --- firing -------------------------------------------------------------------------------
+
+
+def test_fires_only_after_n_consecutive_breaches() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=3)], FakeClock())
+    assert run(policy, BAD, BAD, OK, BAD) == []  # the clean evaluation restarted the count
+    assert policy.breaches("fraud")["feature_psi"] == 1
+    assert run(policy, BAD) == []
+    [fired] = run(policy, BAD)
+    assert fired.type == "model.degraded" and not fired.suppressed
+    assert fired.reasons == (Reason("feature_psi", "amount", 0.3, 0.2),)
+    assert policy.degraded("fraud")
+    assert run(policy, BAD, BAD) == []  # already degraded: no second alarm
+
+
+@pytest.mark.parametrize(("m", "fires"), [(None, False), (4, True)])
+def test_n_of_last_m(m: int | None, fires: bool) -> None:
+    policy = Policy([model_cfg(breaches_to_fire=3, breaches_window=m)], FakeClock())
+    findings = run(policy, BAD, OK, BAD, BAD)
+    assert types(findings) == (["model.degraded"] if fires else [])
+
+
+def test_n_of_m_forgets_breaches_older_than_m() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=2, breaches_window=3)], FakeClock())
+    assert run(policy, BAD, OK, OK, BAD) == []
+    assert policy.breaches("fraud")["feature_psi"] == 1
+
+
+def test_breaches_window_below_n_is_a_config_error() -> None:
+    with pytest.raises(ValidationError, match="breaches_window"):
+        PolicySettings(breaches_to_fire=3, breaches_window=2)
+
+
+def test_below_min_samples_never_breaches_and_keeps_the_count() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=2, accuracy_min=0.9)], FakeClock())
+    # evaluate leaves statistics out of a thin window; even if some are there, they do not count
+    thin = snap(window(psi=0.9, enough=False, drift=True, prediction_psi=0.9, accuracy=0.1))
+    assert run(policy, *[thin] * 10) == []
+    assert set(policy.breaches("fraud").values()) == {0}
+    # no evidence neither breaches nor clears: it does not reset a streak either
+    assert types(run(policy, BAD, thin, BAD)) == ["model.degraded"]
+
+
+def test_performance_rules_need_min_labels_but_estimated_accuracy_does_not() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1, psi_max=None, accuracy_min=0.9)], FakeClock())
+    assert run(policy, snap(window(labels=199, accuracy=0.5))) == []
+    [fired] = run(policy, snap(window(labels=200, accuracy=0.5)))
+    assert fired.reasons == (Reason("accuracy", None, 0.5, 0.9),)
+
+    label_free = Policy([model_cfg(breaches_to_fire=1, estimated_accuracy_min=0.8)], FakeClock())
+    [fired] = run(label_free, snap(window(labels=0, estimated_accuracy=0.6)))
+    assert fired.reasons == (Reason("estimated_accuracy", None, 0.6, 0.8),)
+
+
+@pytest.mark.parametrize(
+    ("rule", "limit", "metric", "bad"),
+    [("f1_min", 0.7, "f1", 0.6), ("roc_auc_min", 0.8, "roc_auc", 0.7),
+     ("mae_max", 2.0, "mae", 2.5), ("rmse_max", 3.0, "rmse", 4.0)],
+)  # fmt: skip
+def test_each_performance_rule(rule: str, limit: float, metric: str, bad: float) -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1, **{rule: limit})], FakeClock())
+    assert run(policy, snap(window(**{metric: limit}))) == []  # at the limit is not a breach
+    [fired] = run(policy, snap(window(**{metric: bad})))
+    assert fired.reasons == (Reason(metric, None, bad, limit),)
+
+
+@pytest.mark.parametrize(
+    ("alphas", "numeric", "expected"),
+    [
+        ({"ks_alpha": None, "chi2_alpha": None}, True, None),
+        ({"ks_alpha": None, "chi2_alpha": 0.01}, True, None),
+        ({"ks_alpha": 0.01, "chi2_alpha": None}, True, ("feature_ks_pvalue", "amount", 1e-4)),
+        ({"ks_alpha": None, "chi2_alpha": 0.01}, False, ("feature_chi2_pvalue", "country", 1e-3)),
+        ({"ks_alpha": 0.01, "chi2_alpha": None}, False, None),
+    ],
+)
+def test_drift_tests_are_rules_only_when_their_alpha_is_set(
+    alphas: dict[str, float | None], numeric: bool, expected: tuple[str, str, float] | None
+) -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1, psi_max=None, **alphas)], FakeClock())
+    findings = run(policy, snap(window(drift=numeric, drift_country=not numeric)))
+    if expected is None:
+        assert findings == []
+    else:
+        [fired] = findings
+        assert fired.reasons == (Reason(*expected, 0.01),)
+
+
+def test_prediction_psi_is_a_rule() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1)], FakeClock())
+    [fired] = run(policy, snap(window(prediction_psi=0.5)))
+    assert fired.reasons == (Reason("prediction_psi", None, 0.5, 0.2),)
+
+
+def test_rules_read_the_longest_window_unless_configured() -> None:
+    short_drift = snap(window("5m", psi=0.9), window("1h", psi=0.01))
+    assert run(Policy([model_cfg(breaches_to_fire=1)], FakeClock()), short_drift) == []
+    policy = Policy([model_cfg(breaches_to_fire=1, window="5m")], FakeClock())
+    [fired] = run(policy, short_drift)
+    assert (fired.window, fired.window_start, fired.window_end) == ("5m", T0 - 300, T0)
+
+
+# --- cooldown -----------------------------------------------------------------------------
+
+
+def test_cooldown_suppresses_a_second_fire_and_reports_it() -> None:
+    clock = FakeClock()
+    policy = Policy([model_cfg(breaches_to_fire=1)], clock)
+    assert types(run(policy, BAD, OK)) == ["model.degraded", "model.recovered"]
+    clock.now += HOUR - 1
+    [again] = run(policy, BAD)
+    assert again.type == "model.degraded" and again.suppressed
+    assert again.suppressed_reason == "cooldown"
+    assert policy.degraded("fraud")  # the state is true; only the webhook is held back
+    # its recovery is not sent either: the receiver never heard of this degradation
+    assert types(run(policy, OK)) == ["model.recovered (suppressed)"]
+    clock.now += 1
+    assert types(run(policy, BAD)) == ["model.degraded"]
+
+
+def test_a_degradation_outlasting_the_cooldown_is_sent_when_it_ends() -> None:
+    clock = FakeClock()
+    policy = Policy([model_cfg(breaches_to_fire=1)], clock)
+    run(policy, BAD, OK)
+    clock.now += 60
+    assert types(run(policy, BAD)) == ["model.degraded (suppressed)"]
+    clock.now += HOUR / 2
+    assert run(policy, BAD) == []
+    clock.now += HOUR / 2
+    assert types(run(policy, BAD)) == ["model.degraded"]
+    assert run(policy, BAD) == []
+    assert types(run(policy, OK)) == ["model.recovered"]
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+def test_recovery_needs_n_evaluations_below_the_recovery_threshold() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=2, recovery_margin=0.1)], FakeClock())
+    run(policy, BAD, BAD)
+    # 0.19 is inside psi_max 0.2 but not inside the recovery threshold 0.18
+    assert run(policy, *[BETWEEN] * 5) == []
+    assert run(policy, OK, BETWEEN, OK) == []  # the marginal evaluation restarted the streak
+    [recovered] = run(policy, OK)
+    assert recovered.type == "model.recovered"
+    assert recovered.reasons == (Reason("feature_psi", "amount", 0.01, pytest.approx(0.18)),)
+    assert not policy.degraded("fraud")
+    assert policy.breaches("fraud")["feature_psi"] == 0
+
+
+def test_recovery_threshold_of_a_lower_limit() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1, psi_max=None, accuracy_min=0.9)], FakeClock())
+    run(policy, snap(window(accuracy=0.8)))
+    assert run(policy, snap(window(accuracy=0.905))) == []  # recovery needs 0.91
+    assert types(run(policy, snap(window(accuracy=0.92)))) == ["model.recovered"]
+
+
+def test_no_evidence_does_not_recover() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1, accuracy_min=0.9)], FakeClock())
+    [fired] = run(policy, snap(window(psi=0.3, accuracy=0.5)))
+    assert {r.metric for r in fired.reasons} == {"feature_psi", "accuracy"}
+    # drift is fine again, but accuracy, which fired too, has too few labels to say anything
+    assert run(policy, *[snap(window(labels=5, accuracy=0.99))] * 5) == []
+    assert policy.degraded("fraud")
+    assert types(run(policy, snap(window(accuracy=0.99)))) == ["model.recovered"]
+
+
+# --- versions, ids, state -----------------------------------------------------------------
+
+
+def test_version_change_is_reported() -> None:
+    policy = Policy([model_cfg()], FakeClock())
+    assert run(policy, snap(version=None), snap(version="v1"), snap(version="v1")) == []
+    [changed] = run(policy, snap(version="v2"))
+    assert changed.type == "model.version_changed"
+    assert (changed.previous_version, changed.version) == ("v1", "v2")
+    assert changed.to_data()["previous_version"] == "v1"
+
+
+def test_event_ids_are_stable_distinct_and_usable_as_webhook_ids() -> None:
+    sequence = [BAD, OK, snap(version="v2")]
+    first = run(Policy([model_cfg(breaches_to_fire=1)], FakeClock(), lineage="L"), *sequence)
+    again = run(Policy([model_cfg(breaches_to_fire=1)], FakeClock(), lineage="L"), *sequence)
+    other = run(Policy([model_cfg(breaches_to_fire=1)], FakeClock()), *sequence)
+    assert [f.event_id for f in first] == [f.event_id for f in again]
+    assert len({f.event_id for f in first + other}) == 6  # a fresh lineage never repeats ids
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,128}", f.event_id) for f in first)
+
+
+def test_state_round_trip_resumes_exactly() -> None:
+    cfg = [model_cfg(breaches_to_fire=2), model_cfg("churn", breaches_to_fire=2)]
+    clock = FakeClock()
+    live = Policy(cfg, clock)
+    run(live, BAD, BAD, OK, snap(window(psi=0.5), model="churn"))
+    clock.now += 600
+    state = json.loads(json.dumps(live.to_state()))  # plain JSON types only
+
+    # a new process: another monotonic origin; the 10 minutes since the alarm carry over
+    restored = Policy.from_state(state, cfg, FakeClock(5.0))
+    assert restored.degraded("fraud") and restored.breaches("churn") == live.breaches("churn")
+    rest = [OK, BAD, BAD, snap(window(psi=0.5), model="churn")]
+    expected = run(live, *rest)
+    assert types(expected) == ["model.recovered", "model.degraded (suppressed)", "model.degraded"]
+    assert run(restored, *rest) == expected  # same findings, same event ids
+
+
+def test_restoring_drops_unconfigured_models_and_refuses_unknown_formats() -> None:
+    state = Policy([model_cfg(), model_cfg("gone")], FakeClock()).to_state()
+    restored = Policy.from_state(state, [model_cfg()], FakeClock())
+    assert "gone" not in restored.to_state()["models"]
+    with pytest.raises(ValueError, match="format"):
+        Policy.from_state({**state, "format": 99}, [model_cfg()], FakeClock())
+
+
+# --- webhook data -------------------------------------------------------------------------
+
+
+def test_data_matches_the_webhook_contract() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=1)], FakeClock())
+    [fired] = run(policy, snap(window(psi=0.31, drift=True, labels=40211)))
+    kafka: Mapping[str, Mapping[int | str, list[int]]] = {"predictions": {0: [1200, 9800]}}
+    data = fired.to_data(kafka=kafka)
+    assert data == {
+        "model": "fraud",
+        "version": "v1",
+        "window": "1h",
+        "window_start": "2026-11-18T10:06:40Z",
+        "window_end": "2026-11-18T11:06:40Z",
+        "predictions": 5000,
+        "labels": 40211,
+        "reasons": [
+            {"metric": "feature_psi", "feature": "amount", "value": 0.31, "threshold": 0.2},
+            {
+                "metric": "feature_ks_pvalue",
+                "feature": "amount",
+                "value": 0.0001,
+                "threshold": 0.01,
+            },
+        ],
+        "top_drifted_features": [{"feature": "amount", "psi": 0.31, "drift_detected": True}],
+        "kafka": {"predictions": {"0": [1200, 9800]}},
+    }
+    assert "kafka" not in fired.to_data()
+    body = orjson.loads(build_body(fired.type, data, T0))
+    assert body["type"] == "model.degraded" and body["data"] == data
+
+
+# --- properties ---------------------------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([BAD, OK, BETWEEN]), st.floats(0, HOUR)), max_size=40))
+def test_sent_alarms_alternate_and_respect_the_cooldown(
+    steps: list[tuple[Snapshot, float]],
+) -> None:
+    clock = FakeClock()
+    policy = Policy([model_cfg(breaches_to_fire=2, breaches_window=3)], clock)
+    sent: list[tuple[str, float]] = []
+    for snapshot, dt in steps:
+        clock.now += dt
+        sent += [(f.type, clock.now) for f in policy.observe(snapshot) if not f.suppressed]
+    kinds = [kind for kind, _ in sent]
+    assert kinds == ["model.degraded", "model.recovered"] * (len(kinds) // 2) + kinds[-1:] * (
+        len(kinds) % 2
+    )
+    fired = [t for kind, t in sent if kind == "model.degraded"]
+    assert all(b - a >= HOUR for a, b in itertools.pairwise(fired))

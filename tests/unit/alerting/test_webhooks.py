@@ -1,0 +1,696 @@
+"""Webhook signing, outbox durability, retries and target policy, against a real HTTP receiver.
+
+The receiver is a ``ThreadingHTTPServer`` on 127.0.0.1 that verifies every request with the
+independent ``standardwebhooks`` package and follows a per-path script of responses. Retry
+schedules are scaled down to tens of milliseconds; nothing here sleeps for long.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import itertools
+import json
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from monitor.alerting.delivery import WebhookDispatcher, send_test
+from monitor.alerting.outbox import OutboxEntry
+from monitor.alerting.standard_webhooks import (
+    RetryPolicy,
+    WebhookEndpoint,
+    build_body,
+    decode_secret,
+    parse_retry_after,
+    sign,
+    signed_headers,
+    validate_target,
+)
+from tests.support import REPO_ROOT
+
+RAW_SECRET = "raw-secret-not-base64!"
+WH_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
+FAST = RetryPolicy(schedule=(0.05, 0.1, 0.2), jitter=0.1)
+EXAMPLE = REPO_ROOT / "deploy" / "examples" / "webhook_receiver.py"
+
+
+def verifier(secret: str) -> Webhook:
+    # standardwebhooks base64-decodes every str secret; raw secrets must be given as bytes
+    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+# --- the receiver ----------------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    """One scripted path: actions are (status, headers) or ("hang", seconds); then 200s."""
+
+    secret: str
+    script: deque[tuple[Any, Any]] = field(default_factory=deque)
+    accepted: list[str] = field(default_factory=list)
+    attempts: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+    @property
+    def attempt_ids(self) -> list[str]:
+        return [headers["webhook-id"] for _, headers, _ in self.attempts]
+
+
+class Receiver:
+    """Real HTTP receiver on 127.0.0.1; bound at construction, listening after :meth:`up`."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                arrived = time.monotonic()
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                route = receiver.routes[self.path]
+                try:
+                    verifier(route.secret).verify(body, headers)
+                except WebhookVerificationError as exc:
+                    route.rejected.append(str(exc))
+                    return self.reply(401, {})
+                route.attempts.append((arrived, headers, body))
+                action = route.script.popleft() if route.script else (200, {})
+                if action[0] == "hang":
+                    receiver.release.wait(action[1])
+                    self.close_connection = True
+                    return None
+                status, extra = action
+                if 200 <= status < 300:
+                    route.accepted.append(headers["webhook-id"])
+                return self.reply(status, extra)
+
+            def reply(self, status: int, extra: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that timed out on a hanging request is expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server.server_bind()
+        self.port = self.server.server_address[1]
+        self.thread: threading.Thread | None = None
+
+    def up(self) -> None:
+        self.server.server_activate()
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        if self.thread is not None:
+            self.server.shutdown()
+            self.thread.join(5)
+        self.server.server_close()
+
+    def route(self, path: str, secret: str = WH_SECRET, *script: tuple[Any, Any]) -> Route:
+        self.routes[path] = Route(secret, deque(script))
+        return self.routes[path]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def endpoint(self, name: str, path: str, **kw: Any) -> WebhookEndpoint:
+        secret = self.routes[path].secret
+        kw.setdefault("allow_private", True)
+        return WebhookEndpoint(name, self.url(path), (SecretStr(secret),), **kw)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.up()
+    yield r
+    r.close()
+
+
+@dataclass
+class Made:
+    dispatcher: WebhookDispatcher
+    registry: CollectorRegistry
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., Made]]:
+    """Build dispatchers on ``tmp_path/outbox`` (fast retries, seeded jitter); stop them after."""
+    made: list[WebhookDispatcher] = []
+
+    def factory(*endpoints: WebhookEndpoint, start: bool = True, **kw: Any) -> Made:
+        registry = CollectorRegistry()
+        kw.setdefault("retry", FAST)
+        kw.setdefault("rng", random.Random(1234))
+        d = WebhookDispatcher(tmp_path / "outbox", registry=registry, endpoints=endpoints, **kw)
+        made.append(d)
+        if start:
+            d.start()
+        return Made(d, registry)
+
+    yield factory
+    for d in made:
+        assert d.stop(5.0)
+
+
+def dead_entries(tmp_path: Path) -> list[OutboxEntry]:
+    dead = sorted((tmp_path / "outbox" / "dead").glob("*.json"))
+    return [OutboxEntry.from_json(p.read_bytes()) for p in dead]
+
+
+# --- signing ---------------------------------------------------------------------------------
+
+
+def test_sign_matches_the_standard_webhooks_test_vector() -> None:
+    key = decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    sig = sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+@pytest.mark.parametrize("secret", [RAW_SECRET, WH_SECRET], ids=["raw", "whsec"])
+def test_signature_verifies_with_standardwebhooks(secret: str) -> None:
+    body = build_body("model.degraded", {"model": "fraud", "psi": 0.31}, time.time())
+    headers = signed_headers([decode_secret(secret)], "msg_1", int(time.time()), body)
+    assert headers["content-type"] == "application/json"
+    assert verifier(secret).verify(body, headers)["data"] == {"model": "fraud", "psi": 0.31}
+
+
+def test_rotation_signs_with_both_secrets() -> None:
+    body = b'{"type":"model.test"}'
+    keys = [decode_secret(WH_SECRET), decode_secret(OTHER_SECRET)]
+    headers = signed_headers(keys, "msg_rot", int(time.time()), body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (WH_SECRET, OTHER_SECRET):
+        verifier(secret).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        verifier(RAW_SECRET).verify(body, headers)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    body=st.binary(max_size=300).map(lambda b: orjson.dumps(b.hex())),
+    msg_id=st.from_regex(r"msg_[A-Za-z0-9]{1,40}", fullmatch=True),
+)
+def test_signature_round_trip_property(body: bytes, msg_id: str) -> None:
+    headers = signed_headers([decode_secret(WH_SECRET)], msg_id, int(time.time()), body)
+    verifier(WH_SECRET).verify(body, headers)
+
+
+def test_receiver_rejects_tampered_body_and_old_timestamp(receiver: Receiver) -> None:
+    route = receiver.route("/sig")
+    key = decode_secret(WH_SECRET)
+    body = build_body("model.test", {"model": "m"}, time.time())
+    now = int(time.time())
+    with httpx.Client() as client:
+        ok = client.post(
+            receiver.url("/sig"), content=body, headers=signed_headers([key], "a", now, body)
+        )
+        tampered = client.post(
+            receiver.url("/sig"),
+            content=body.replace(b'"m"', b'"x"'),
+            headers=signed_headers([key], "b", now, body),
+        )
+        old = client.post(
+            receiver.url("/sig"), content=body, headers=signed_headers([key], "c", now - 600, body)
+        )
+    assert (ok.status_code, tampered.status_code, old.status_code) == (200, 401, 401)
+    assert route.accepted == ["a"]
+    assert route.rejected == ["No matching signature found", "Message timestamp too old"]
+
+
+def test_secrets_and_endpoint_validation() -> None:
+    with pytest.raises(ValueError, match="not base64") as info:
+        decode_secret("whsec_%%%secretstuff")
+    assert "secretstuff" not in str(info.value)
+    with pytest.raises(ValueError, match="empty"):
+        decode_secret("")
+    with pytest.raises(ValueError, match="at least one secret"):
+        WebhookEndpoint("m", "https://example.com/h", ())
+    with pytest.raises(ValueError, match="scheme 'ftp'"):
+        WebhookEndpoint("m", "ftp://example.com/h", (SecretStr("s"),))
+    endpoint = WebhookEndpoint("m", "https://example.com/h", (SecretStr("hunter2"),))
+    assert "hunter2" not in repr(endpoint)
+
+
+def test_body_is_serialised_once_with_rfc3339_time() -> None:
+    body = build_body("model.recovered", {"kafka": {0: [1, 2]}}, 1795000000.9)
+    assert orjson.loads(body) == {
+        "type": "model.recovered",
+        "timestamp": "2026-11-18T11:06:40Z",
+        "data": {"kafka": {"0": [1, 2]}},
+    }
+    with pytest.raises(ValueError, match="unknown webhook event type"):
+        build_body("model.exploded", {}, 0.0)
+
+
+# --- delivery and retries --------------------------------------------------------------------
+
+
+def test_503_three_times_then_200_follows_schedule(receiver: Receiver, make: Any) -> None:
+    route = receiver.route("/r", WH_SECRET, *[(503, {})] * 3)
+    endpoint = receiver.endpoint("fraud", "/r")
+    m = make(endpoint)
+    msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {"model": "fraud"})
+    assert m.dispatcher.flush(5.0)
+
+    assert route.accepted == [msg_id]
+    assert route.attempt_ids == [msg_id] * 4
+    assert len({body for _, _, body in route.attempts}) == 1  # same bytes every attempt
+    times = [t for t, _, _ in route.attempts]
+    for gap, scheduled in zip(
+        (b - a for a, b in itertools.pairwise(times)), FAST.schedule, strict=True
+    ):
+        assert scheduled * (1 - FAST.jitter) - 0.005 <= gap <= scheduled * (1 + FAST.jitter) + 0.25
+    for _, headers, _ in route.attempts:
+        assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
+
+    assert m.metric("modelmon_webhook_deliveries_total", model="fraud", outcome="delivered") == 1
+    assert m.metric("modelmon_webhook_deliveries_total", model="fraud", outcome="retry") == 3
+    assert m.metric("modelmon_webhook_deliveries_total", model="fraud", outcome="failed") == 0
+    assert m.metric("modelmon_webhook_attempts_total", model="fraud") == 4
+    assert m.metric("modelmon_webhook_outbox_size") == 0
+    last = m.metric("modelmon_webhook_last_success_timestamp_seconds", model="fraud")
+    assert last is not None and abs(last - time.time()) < 5
+
+
+def test_retry_after_is_a_lower_bound(receiver: Receiver, make: Any) -> None:
+    route = receiver.route("/ra", WH_SECRET, (429, {"retry-after": "1"}))
+    endpoint = receiver.endpoint("m", "/ra")
+    m = make(endpoint)
+    m.dispatcher.enqueue(endpoint, "model.degraded", {})
+    assert m.dispatcher.flush(5.0)
+    (first, _, _), (second, _, _) = route.attempts
+    assert second - first >= 1.0
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after("7", now=0.0) == 7.0
+    date = email.utils.formatdate(1000.0, usegmt=True)
+    assert parse_retry_after(date, now=990.0) == 10.0
+    assert parse_retry_after(date, now=2000.0) == 0.0
+    assert parse_retry_after("-3", now=0.0) is None
+    assert parse_retry_after(None, now=0.0) is None
+
+
+def test_default_schedule_is_hourly_after_an_hour() -> None:
+    policy = RetryPolicy()
+    assert [policy.delay(n, None) for n in range(1, 9)] == [5, 30, 120, 600, 1800, 3600, 3600, 3600]
+    rng = random.Random(0)
+    assert all(4.0 <= policy.delay(1, rng) <= 6.0 for _ in range(100))
+    assert policy.max_age == 24 * 3600
+
+
+def test_410_disables_endpoint_and_dead_letters_its_events(
+    receiver: Receiver, make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = receiver.route("/gone", WH_SECRET, (410, {}))
+    receiver.route("/new")
+    endpoint = receiver.endpoint("churn", "/gone")
+    m = make(endpoint, start=False)
+    ids = [m.dispatcher.enqueue(endpoint, "model.degraded", {"n": i}) for i in range(3)]
+    assert m.metric("modelmon_webhook_outbox_size") == 3
+    m.dispatcher.start()
+    assert m.dispatcher.flush(5.0)
+    later = m.dispatcher.enqueue(endpoint, "model.recovered", {})
+    assert m.dispatcher.flush(5.0)
+
+    assert route.attempt_ids == [ids[0]]  # one request, then nothing more to a gone endpoint
+    dead = dead_entries(tmp_path)
+    assert [e.id for e in dead] == [*ids, later]
+    assert all("disabled" in (e.dead_reason or "") for e in dead)
+    assert m.metric("modelmon_webhook_deliveries_total", model="churn", outcome="disabled") == 4
+    assert m.metric("modelmon_webhook_attempts_total", model="churn") == 1
+    assert any(
+        r.levelno == logging.ERROR and "disabled by HTTP 410" in r.message for r in caplog.records
+    )
+
+    moved = receiver.endpoint("churn", "/new")  # a new URL re-enables it
+    fresh = m.dispatcher.enqueue(moved, "model.test", {})
+    assert m.dispatcher.flush(5.0)
+    assert receiver.routes["/new"].accepted == [fresh]
+
+
+def test_other_4xx_is_permanent_and_the_queue_moves_on(
+    receiver: Receiver, make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = receiver.route("/bad", WH_SECRET, (400, {}))
+    endpoint = receiver.endpoint("m", "/bad")
+    m = make(endpoint, start=False)
+    first = m.dispatcher.enqueue(endpoint, "model.degraded", {})
+    second = m.dispatcher.enqueue(endpoint, "model.recovered", {})
+    m.dispatcher.start()
+    assert m.dispatcher.flush(5.0)
+    assert route.attempt_ids == [first, second]
+    assert route.accepted == [second]
+    (dead,) = dead_entries(tmp_path)
+    assert dead.id == first and dead.attempts == 1 and "HTTP 400" in (dead.dead_reason or "")
+    assert m.metric("modelmon_webhook_deliveries_total", model="m", outcome="failed") == 1
+    assert any("failed permanently" in r.message for r in caplog.records if r.levelno >= 40)
+
+
+def test_a_hanging_endpoint_does_not_block_another(receiver: Receiver, make: Any) -> None:
+    slow_route = receiver.route("/slow", WH_SECRET, ("hang", 5.0))
+    fast_route = receiver.route("/fast", RAW_SECRET)
+    slow = receiver.endpoint("slow", "/slow", timeout=1.0)
+    fast = receiver.endpoint("fast", "/fast")
+    m = make(slow, fast, start=False)
+    s_ids = [m.dispatcher.enqueue(slow, "model.degraded", {"i": i}) for i in range(2)]
+    f_ids = [m.dispatcher.enqueue(fast, "model.degraded", {"i": i}) for i in range(3)]
+    m.dispatcher.start()
+    wait_for(lambda: len(fast_route.accepted) == 3)
+    assert slow_route.attempt_ids == [s_ids[0]]  # all while the slow one is still hanging
+    assert fast_route.accepted == f_ids
+    assert slow_route.accepted == []
+    assert m.dispatcher.flush(5.0)
+    assert slow_route.attempt_ids == [s_ids[0], s_ids[0], s_ids[1]]  # FIFO held behind the head
+    assert slow_route.accepted == s_ids
+    assert m.metric("modelmon_webhook_deliveries_total", model="slow", outcome="retry") == 1
+
+
+def test_events_expire_into_dead_after_max_age(
+    receiver: Receiver, make: Any, tmp_path: Path
+) -> None:
+    route = receiver.route("/down", WH_SECRET, *[(503, {})] * 100)
+    endpoint = receiver.endpoint("m", "/down")
+    m = make(endpoint, retry=RetryPolicy(schedule=(0.05,), max_age=0.3, jitter=0.0))
+    msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {})
+    assert m.dispatcher.flush(5.0)
+    (dead,) = dead_entries(tmp_path)
+    assert dead.id == msg_id and "expired" in (dead.dead_reason or "")
+    assert 4 <= len(route.attempts) <= 7
+    assert m.metric("modelmon_webhook_deliveries_total", model="m", outcome="expired") == 1
+
+
+def test_target_policy_is_enforced_at_delivery(
+    receiver: Receiver, make: Any, tmp_path: Path
+) -> None:
+    route = receiver.route("/private")
+    endpoint = receiver.endpoint("m", "/private", allow_private=False)
+    m = make(endpoint)
+    m.dispatcher.enqueue(endpoint, "model.degraded", {})
+    assert m.dispatcher.flush(5.0)
+    assert route.attempts == []
+    (dead,) = dead_entries(tmp_path)
+    assert "loopback" in (dead.dead_reason or "")
+    assert m.metric("modelmon_webhook_attempts_total", model="m") == 0
+
+
+def test_send_test_is_one_signed_attempt_without_outbox(receiver: Receiver) -> None:
+    route = receiver.route("/test", RAW_SECRET, (503, {}))
+    response = send_test(receiver.endpoint("m", "/test"))
+    assert response.status_code == 503
+    assert len(route.attempts) == 1
+    assert orjson.loads(route.attempts[0][2])["type"] == "model.test"
+
+
+# --- durability ------------------------------------------------------------------------------
+
+
+def test_restart_resumes_pending_deliveries_in_order(tmp_path: Path, make: Any) -> None:
+    receiver = Receiver()  # bound but not listening: connections are refused
+    try:
+        route = receiver.route("/later")
+        endpoint = receiver.endpoint("fraud", "/later")
+        first = make(endpoint)
+        ids = [first.dispatcher.enqueue(endpoint, "model.degraded", {"i": i}) for i in range(2)]
+        wait_for(
+            lambda: (
+                (
+                    first.metric(
+                        "modelmon_webhook_deliveries_total", model="fraud", outcome="retry"
+                    )
+                    or 0
+                )
+                >= 2
+            )
+        )
+        assert first.dispatcher.stop(5.0)
+        stored = sorted((tmp_path / "outbox").glob("*.json"))
+        entries = [OutboxEntry.from_json(p.read_bytes()) for p in stored]
+        assert [e.id for e in entries] == ids
+        assert entries[0].attempts >= 2 and entries[0].url == endpoint.url
+        assert "ConnectError" in (entries[0].last_error or "")
+        assert WH_SECRET not in "".join(p.read_text() for p in stored)
+
+        receiver.up()
+        second = make(endpoint, start=False)
+        assert second.dispatcher.pending() == 2
+        assert second.metric("modelmon_webhook_outbox_size") == 2
+        second.dispatcher.start()
+        assert second.dispatcher.flush(5.0)
+        assert route.accepted == ids
+        assert list((tmp_path / "outbox").glob("*.json")) == []
+    finally:
+        receiver.close()
+
+
+def test_an_outbox_directory_has_one_owner(make: Any) -> None:
+    make(start=False)
+    with pytest.raises(RuntimeError, match="in use"):
+        make(start=False)
+
+
+def test_entry_older_than_max_age_is_tried_once_after_restart(
+    receiver: Receiver, make: Any, tmp_path: Path
+) -> None:
+    route = receiver.route("/x", WH_SECRET, (503, {}))
+    endpoint = receiver.endpoint("m", "/x")
+    first = make(endpoint, start=False)
+    msg_id = first.dispatcher.enqueue(endpoint, "model.degraded", {})
+    assert first.dispatcher.stop()
+    (path,) = (tmp_path / "outbox").glob("*.json")
+    record = orjson.loads(path.read_bytes())
+    record["created_at"] -= 25 * 3600  # the daemon was down for a day
+    path.write_bytes(orjson.dumps(record))
+    second = make(endpoint, retry=RetryPolicy())
+    assert second.dispatcher.flush(5.0)
+    assert route.attempt_ids == [msg_id]
+    assert "expired" in (dead_entries(tmp_path)[0].dead_reason or "")
+
+
+def test_writes_are_atomic(tmp_path: Path, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = WebhookEndpoint("m", "https://example.com/h", (SecretStr("s"),))
+    m = make(start=False)
+    outbox = tmp_path / "outbox"
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def observe() -> None:
+        while not stop.is_set():
+            for path in outbox.glob("[0-9]*.json"):
+                try:
+                    OutboxEntry.from_json(path.read_bytes())
+                except FileNotFoundError:
+                    pass
+                except ValueError as exc:
+                    problems.append(f"{path.name}: {exc}")
+
+    watcher = threading.Thread(target=observe)
+    watcher.start()
+    try:
+        for i in range(150):
+            m.dispatcher.enqueue(endpoint, "model.degraded", {"i": i, "pad": "x" * 2000})
+    finally:
+        stop.set()
+        watcher.join()
+    assert problems == []
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space"):
+        m.dispatcher.enqueue(endpoint, "model.degraded", {})
+    monkeypatch.undo()
+    assert m.dispatcher.pending() == 150
+    assert len(list(outbox.glob("*.json"))) == 150
+    assert [p.name for p in outbox.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_corrupt_and_stale_files_are_moved_aside(
+    receiver: Receiver, make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = receiver.route("/c")
+    endpoint = receiver.endpoint("m", "/c")
+    first = make(start=False)
+    good = first.dispatcher.enqueue(endpoint, "model.degraded", {})
+    assert first.dispatcher.stop()
+    outbox = tmp_path / "outbox"
+    (outbox / "000000000007-msg_bad.json").write_bytes(b'{"format": 1, "id": "msg_bad", "se')
+    (outbox / "000000000008-msg_typo.json").write_bytes(b'{"format": 1, "id": 8}')
+    (outbox / ".tmp-000000000009-msg_x.json").write_bytes(b"{")
+
+    second = make(endpoint)
+    assert second.dispatcher.flush(5.0)
+    assert route.accepted == [good]
+    corrupt = sorted(p.name for p in (outbox / "dead").iterdir())
+    assert corrupt == ["000000000007-msg_bad.json.corrupt", "000000000008-msg_typo.json.corrupt"]
+    assert not (outbox / ".tmp-000000000009-msg_x.json").exists()
+    assert sum("corrupt webhook outbox entry" in r.message for r in caplog.records) == 2
+
+
+def test_event_id_makes_enqueue_idempotent_while_pending(make: Any) -> None:
+    endpoint = WebhookEndpoint("m", "https://example.com/h", (SecretStr("s"),))
+    m = make(start=False)
+    assert (
+        m.dispatcher.enqueue(endpoint, "model.degraded", {}, event_id="fraud-1h-42")
+        == "fraud-1h-42"
+    )
+    m.dispatcher.enqueue(endpoint, "model.degraded", {}, event_id="fraud-1h-42")
+    assert m.dispatcher.pending() == 1
+    with pytest.raises(ValueError, match="event_id"):
+        m.dispatcher.enqueue(endpoint, "model.degraded", {}, event_id="../etc/passwd")
+
+
+# --- target validation -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("no lookup expected")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:8080/h", "loopback"),
+        ("http://10.2.3.4/h", "private"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://0.0.0.0/h", "unspecified"),
+        ("http://[::1]/h", "loopback"),
+        ("http://[::ffff:127.0.0.1]/h", "loopback"),
+        ("http://100.64.1.1/h", "non-global"),
+    ],
+)
+def test_non_public_literals_need_allow_private(url: str, problem: str, no_dns: None) -> None:
+    with pytest.raises(ValueError, match=problem):
+        validate_target(url, allow_private=False)
+    validate_target(url, allow_private=True)
+
+
+def test_localhost_is_refused_without_allow_private() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        validate_target("http://localhost:9000/h", allow_private=False)
+    validate_target("http://localhost:9000/h", allow_private=True)
+
+
+def test_scheme_and_public_targets(no_dns: None) -> None:
+    for url in ("ftp://example.com/h", "file:///etc/passwd", "gopher://1.1.1.1/"):
+        with pytest.raises(ValueError, match="scheme"):
+            validate_target(url, allow_private=True)
+    with pytest.raises(ValueError, match="no host"):
+        validate_target("https:///h", allow_private=True)
+    validate_target("https://93.184.215.14/hook", allow_private=False)
+    validate_target("https://[2606:4700:4700::1111]/hook", allow_private=False)
+
+
+def test_names_are_checked_by_every_resolved_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {"ok.example": ["93.184.215.14"], "mixed.example": ["93.184.215.14", "10.0.0.5"]}
+
+    def fake_getaddrinfo(host: str, port: int, **kw: object) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    validate_target("https://ok.example/h", allow_private=False)
+    with pytest.raises(
+        ValueError, match=r"'mixed.example' resolves to private address 10\.0\.0\.5"
+    ):
+        validate_target("https://mixed.example/h", allow_private=False)
+
+
+# --- the example receiver --------------------------------------------------------------------
+
+
+def test_example_receiver_verifies_dedupes_and_prints(make: Any) -> None:
+    command = [sys.executable, "-u", str(EXAMPLE), "--host", "127.0.0.1", "--port", "0"]
+    with subprocess.Popen(
+        [*command, "--secret", WH_SECRET],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            url = proc.stderr.readline().split()[-1]
+            assert url.startswith("http://127.0.0.1:")
+            endpoint = WebhookEndpoint("fraud", url, (SecretStr(WH_SECRET),), allow_private=True)
+            m = make(endpoint)
+            msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {"model": "fraud"})
+            assert m.dispatcher.flush(5.0)
+            body = build_body("model.degraded", {"model": "fraud"}, time.time())
+            key = decode_secret(WH_SECRET)
+            with httpx.Client() as client:
+                again = client.post(
+                    url, content=body, headers=signed_headers([key], msg_id, int(time.time()), body)
+                )
+                forged = client.post(
+                    url,
+                    content=body,
+                    headers=signed_headers([b"wrong"], "x", int(time.time()), body),
+                )
+            assert (again.status_code, forged.status_code) == (200, 401)
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=5)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines == [
+        {
+            "webhook_id": msg_id,
+            "event": {
+                "type": "model.degraded",
+                "timestamp": lines[0]["event"]["timestamp"],
+                "data": {"model": "fraud"},
+            },
+        }
+    ]
+    assert "duplicate" in err and "bad signature" in err

@@ -1,0 +1,148 @@
+"""The command line without a broker: config errors, reference build, webhook test."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.cli import main
+from monitor.devkit.synthetic import Traffic, features_of
+from monitor.reference.profile import ReferenceProfile
+from tests.support import REPO_ROOT
+from tests.support.cli import modelmon
+
+ROOT = REPO_ROOT
+
+
+def test_validate_config_ok_and_bad(tmp_path: Path) -> None:
+    assert main(["validate-config", str(ROOT / "config" / "modelmon.yaml")]) == 0
+    bad = tmp_path / "bad.yaml"
+    text = (ROOT / "config" / "modelmon.yaml").read_text()
+    bad.write_text(text.replace("psi_max: 0.2", "psi_max: lots"))
+    result = modelmon("validate-config", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "models[0].policy.psi_max" in lines[0], result.stderr
+
+
+def test_env_error_names_the_key(tmp_path: Path) -> None:
+    env = {**os.environ, "MODELMON_HTTP__PORT": "not-a-port"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "validate-config",
+            str(ROOT / "config" / "modelmon.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2 and "http.port" in result.stderr
+
+
+def test_missing_reference_fails_at_start(tmp_path: Path) -> None:
+    result = modelmon("run", "--config", str(ROOT / "config" / "modelmon.yaml"))
+    assert result.returncode == 2
+    assert "models[fraud].reference" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_reference_build_from_training_file(tmp_path: Path, fmt: str) -> None:
+    rows = list(Traffic(5).training_rows("fraud", 3000))
+    path = tmp_path / f"train.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        cols = list(rows[0])
+        lines = [",".join(cols)] + [
+            ",".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {"name": "fraud", "reference": "fraud.json", "features": features_of("fraud")}
+                ]
+            }
+        )
+    )
+    out = tmp_path / "fraud.json"
+    assert (
+        main(
+            [
+                "reference",
+                "build",
+                "--config",
+                str(cfg),
+                "--model",
+                "fraud",
+                "--input",
+                str(path),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    ref = ReferenceProfile.load(out)
+    assert ref.rows == 3000 and set(ref.features) == set(features_of("fraud"))
+    assert ref.prediction is not None  # the score distribution
+    assert main(["validate-config", str(cfg), "--references"]) == 0
+
+
+def hooked_config(tmp_path: Path, webhook: dict[str, object]) -> Path:
+    """A one-model config whose model has this webhook."""
+    cfg = tmp_path / "c.yaml"
+    model = {
+        "name": "fraud",
+        "reference": {"bootstrap_events": 200},
+        "features": features_of("fraud"),
+        "webhook": webhook,
+    }
+    cfg.write_text(yaml.safe_dump({"models": [model]}))
+    return cfg
+
+
+def test_webhook_test_sends_one_signed_event(tmp_path: Path) -> None:
+    from monitor.devkit.receiver import WebhookReceiver
+
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+    receiver = WebhookReceiver(secret).start()
+    try:
+        cfg = hooked_config(
+            tmp_path,
+            {"url": receiver.url, "secret_env": "TEST_HOOK_SECRET", "allow_private_targets": True},
+        )
+        env = {**os.environ, "TEST_HOOK_SECRET": secret}
+        result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "HTTP 200" in result.stdout
+        assert [e["type"] for e in receiver.received.events] == ["model.test"]
+        assert receiver.received.rejected == {}
+        # Without the secret in the environment it fails at start, naming the key.
+        env.pop("TEST_HOOK_SECRET")
+        result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud", env=env)
+        assert result.returncode == 2
+        assert "models[fraud].webhook.secret_env" in result.stderr
+    finally:
+        receiver.stop()
+
+
+def test_private_webhook_targets_are_refused_at_start(tmp_path: Path) -> None:
+    cfg = hooked_config(tmp_path, {"url": "http://10.1.2.3/hook", "secret": "s"})
+    result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud")
+    assert result.returncode == 2
+    assert "models[fraud].webhook" in result.stderr and "10.1.2.3" in result.stderr
