@@ -38,7 +38,7 @@ from monitor.settings import Settings, WebhookSettings, load_settings
 from monitor.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 # Data drift is injected into fraud's inputs; demand gets a concept drift (its inputs stay put).
 INJECTED = {"fraud": FRAUD_DRIFTED, "demand": ()}
 LABEL_COVERAGE = 0.8  # share of predictions that ever get a label
