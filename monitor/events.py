@@ -48,6 +48,10 @@ class DecodeError:
     detail: str
 
 
+#: (topic, partition) → the next offset to process: what a checkpoint covers, what is committed.
+Offsets = dict[tuple[str, int], int]
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record bound for the dead-letter topic, with the headers that explain it."""

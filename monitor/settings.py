@@ -1,7 +1,8 @@
-"""Configuration schema: a YAML file plus ``MODELMON_`` environment overrides.
+"""Configuration schema: frozen pydantic sections, validation only.
 
-Validation only: nothing here opens a connection or a file other than the YAML itself, so
-``modelmon validate-config`` and the daemon's start fail on the same errors, before any I/O.
+Nothing here opens a connection or a file (:mod:`monitor.settings_loader` reads the YAML and the
+environment), so ``modelmon validate-config`` and the daemon's start fail on the same errors,
+before any I/O.
 
 Environment variables override the file, nested with ``__``::
 
@@ -11,20 +12,16 @@ Environment variables override the file, nested with ``__``::
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -34,6 +31,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from monitor.vocabulary import FeatureKind, Task
 
 ENV_PREFIX = "MODELMON_"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -60,8 +59,6 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-FeatureKind = Literal["numeric", "categorical"]
-Task = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
 class _Section(BaseModel):
@@ -137,11 +134,16 @@ class WindowSpec(_Section):
         return self
 
 
+#: The level drift tests run at when ``ks_alpha`` is unset (the drift rule is then off, but
+#: ``modelmon_feature_drift_detected`` is still exported).
+DEFAULT_DRIFT_ALPHA = 0.01
+
+
 class PolicySettings(_Section):
     min_samples: int = Field(500, ge=1)
     psi_max: float | None = Field(0.2, gt=0)
-    ks_alpha: float | None = Field(0.01, gt=0, lt=1)
-    chi2_alpha: float | None = Field(0.01, gt=0, lt=1)
+    ks_alpha: float | None = Field(DEFAULT_DRIFT_ALPHA, gt=0, lt=1)
+    chi2_alpha: float | None = Field(DEFAULT_DRIFT_ALPHA, gt=0, lt=1)
     fdr: Literal["benjamini_hochberg", "none"] = "benjamini_hochberg"
     accuracy_min: float | None = Field(None, ge=0, le=1)
     breaches_to_fire: int = Field(3, ge=1)
@@ -163,6 +165,21 @@ class PolicySettings(_Section):
     recovery_margin: float = Field(0.1, ge=0, lt=1)
     #: Performance rules other than estimated accuracy need this many labels in the window.
     min_labels: int = Field(200, ge=1)
+
+    @property
+    def fdr_level(self) -> float:
+        """The level Benjamini-Hochberg controls across a model's features."""
+        return self.ks_alpha if self.ks_alpha is not None else DEFAULT_DRIFT_ALPHA
+
+    def detection_level(self, kind: FeatureKind) -> float:
+        """The level a feature of this kind is declared drifted at.
+
+        With Benjamini-Hochberg every feature's test runs at the one FDR level; without it, KS
+        at ``ks_alpha`` and chi-square at ``chi2_alpha`` (each falling back to the FDR level).
+        """
+        if self.fdr == "benjamini_hochberg" or kind == "numeric" or self.chi2_alpha is None:
+            return self.fdr_level
+        return self.chi2_alpha
 
     @model_validator(mode="after")
     def _n_of_m(self) -> PolicySettings:
@@ -322,78 +339,3 @@ class _EnvWithoutModels(EnvSettingsSource):
 
 class ConfigError(ValueError):
     """A configuration problem, with a one-line message naming the key."""
-
-
-def _apply_model_env(models: list[Any], environ: Mapping[str, str]) -> None:
-    prefix = f"{ENV_PREFIX}MODELS__"
-    for key, value in sorted(environ.items()):
-        if not key.upper().startswith(prefix):
-            continue
-        parts = key[len(prefix) :].lower().split("__")
-        selector, path = parts[0], parts[1:]
-        target = next(
-            (m for i, m in enumerate(models) if str(i) == selector or m.get("name") == selector),
-            None,
-        )
-        if target is None or not path:
-            raise ConfigError(f"{key}: no model named or numbered {selector!r} in the config")
-        node = target
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = yaml.safe_load(value)
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """One line per problem: ``models[0].policy.psi_max: Input should be ... (got 'x')``."""
-    lines = []
-    for e in err.errors():
-        loc = ""
-        for part in e["loc"]:
-            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        got = f" (got {e['input']!r})" if e["type"] != "missing" and "input" in e else ""
-        if "secret" in loc or "password" in loc:
-            got = ""  # never echo a secret back
-        lines.append(f"{loc or 'config'}: {e['msg']}{got}")
-    return "; ".join(lines)
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
-        else:
-            base[key] = value
-
-
-def load_settings(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read the YAML file (optional), merge ``overrides``, apply ``MODELMON_`` env, validate.
-
-    Raises :class:`ConfigError` with a single line naming the offending key.
-    """
-    environ = os.environ
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            # Position and problem only: PyYAML's own message quotes the offending line, which
-            # may be the one holding a password.
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ConfigError(f"config file {path}: not valid YAML{where}: {problem}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: the top level must be a mapping")
-        data = loaded or {}
-    _deep_merge(data, overrides or {})
-    if any(k.upper().startswith(f"{ENV_PREFIX}MODELS__") for k in environ):
-        models = data.get("models")
-        if not isinstance(models, list):
-            raise ConfigError("models: MODELMON_MODELS__* overrides need models in the file")
-        _apply_model_env(models, environ)
-    try:
-        return Settings(**data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None

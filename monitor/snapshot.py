@@ -10,11 +10,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from monitor.vocabulary import FeatureKind
+
 
 @dataclass(frozen=True, slots=True)
 class FeatureDrift:
     feature: str
-    kind: str  # numeric | categorical
+    kind: FeatureKind
     count: int  # window events with a value for this feature (missing included)
     psi: float
     ks_statistic: float | None  # numeric only

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -18,12 +19,13 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
 from monitor.alerting.delivery import WebhookDispatcher
+from monitor.alerting.payload import finding_data
 from monitor.alerting.policy import Finding, Policy
 from monitor.alerting.standard_webhooks import (
     DEFAULT_RETRY,
     RetryPolicy,
     WebhookEndpoint,
-    validate_target,
+    validate_webhook_url,
 )
 from monitor.settings import ConfigError, Settings, WebhookSettings
 from monitor.snapshot import Snapshot
@@ -72,7 +74,7 @@ def build_endpoints(
                 timeout=hook.timeout,
                 allow_private=hook.allow_private_targets,
             )
-            validate_target(hook.url, hook.allow_private_targets)
+            validate_webhook_url(hook.url, hook.allow_private_targets)
         except ValueError as exc:  # never includes the secret itself
             raise ConfigError(f"{key}: {exc}") from None
         out[m.name] = endpoint
@@ -88,7 +90,12 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 class Actions:
-    """Runs the policy over each snapshot and enqueues the findings as signed webhooks."""
+    """Runs the policy over each snapshot and enqueues the findings as signed webhooks.
+
+    ``lock`` guards the policy state: a decision and the outbox write of its webhook happen
+    under it, and so does :meth:`to_state`, so a checkpoint never holds a transition whose
+    webhook is not yet durable. It is never held together with the ingest lock.
+    """
 
     def __init__(
         self,
@@ -101,6 +108,7 @@ class Actions:
     ) -> None:
         self._settings = settings
         self._clock = clock
+        self.lock = threading.Lock()
         self.policy = Policy(settings.models, clock)
         self.endpoints = build_endpoints(settings, environ)
         self.dispatcher = WebhookDispatcher(
@@ -126,19 +134,20 @@ class Actions:
 
     def on_snapshot(self, snap: Snapshot, kafka: Mapping[str, Any] | None = None) -> Snapshot:
         """Decide on ``snap``, act on the findings, return it with the policy's view added."""
-        for finding in self.policy.observe(snap):
-            self._act(finding, kafka)
-        return replace(
-            snap,
-            models=tuple(
-                replace(
-                    m,
-                    degraded=self.policy.degraded(m.model),
-                    breaches=self.policy.breaches(m.model),
-                )
-                for m in snap.models
-            ),
-        )
+        with self.lock:
+            for finding in self.policy.observe(snap):
+                self._act(finding, kafka)
+            return replace(
+                snap,
+                models=tuple(
+                    replace(
+                        m,
+                        degraded=self.policy.degraded(m.model),
+                        breaches=self.policy.breaches(m.model),
+                    )
+                    for m in snap.models
+                ),
+            )
 
     def _act(self, finding: Finding, kafka: Mapping[str, Any] | None) -> None:
         reasons = ", ".join(
@@ -165,7 +174,7 @@ class Actions:
             return
         try:
             self.dispatcher.enqueue(
-                endpoint, finding.type, finding.to_data(kafka=kafka), event_id=finding.event_id
+                endpoint, finding.type, finding_data(finding, kafka), event_id=finding.event_id
             )
         except OSError as exc:
             # The outbox could not store it: say so loudly; the next transition retries.
@@ -176,9 +185,12 @@ class Actions:
             return
         self.findings.labels(finding.model, finding.type, "enqueued").inc()
 
-    # -- checkpoint ---------------------------------------------------------------------------
+    # -- checkpoint part "policy": the policy's state is all the state Actions holds -------------
     def to_state(self) -> dict[str, Any]:
-        return self.policy.to_state()
+        with self.lock:
+            return self.policy.to_state()
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.policy = Policy.from_state(state, self._settings.models, self._clock)
+        policy = Policy.from_state(state, self._settings.models, self._clock)
+        with self.lock:
+            self.policy = policy

@@ -45,7 +45,7 @@ from monitor.alerting.standard_webhooks import (
     classify_response,
     display_url,
     signed_headers,
-    validate_target,
+    validate_webhook_url,
 )
 
 __all__ = ["WebhookDispatcher", "send_test"]
@@ -128,7 +128,7 @@ class WebhookDispatcher:
         Endpoints known up front.
     client
         HTTP client; by default one is created at :meth:`start` and closed at :meth:`stop`.
-        Redirects must not be followed (they would bypass :func:`validate_target`).
+        Redirects must not be followed (they would bypass :func:`validate_webhook_url`).
     retry
         Backoff schedule and maximum age.
     clock, wall
@@ -318,7 +318,7 @@ class WebhookDispatcher:
 
     def _attempt(self, endpoint: WebhookEndpoint, entry: OutboxEntry) -> Attempt:
         try:
-            validate_target(endpoint.url, endpoint.allow_private)
+            validate_webhook_url(endpoint.url, endpoint.allow_private)
         except ValueError as exc:
             return Attempt(AttemptKind.FAILED, f"target refused: {exc}")
         except OSError as exc:
@@ -367,7 +367,7 @@ def send_test(
     For ``modelmon webhook test``. Raises ``ValueError`` for a refused target and
     ``httpx.HTTPError`` for transport failures.
     """
-    validate_target(endpoint.url, endpoint.allow_private)
+    validate_webhook_url(endpoint.url, endpoint.allow_private)
     now = wall()
     body = build_body("model.test", {"model": endpoint.name, "message": "modelmon test"}, now)
     headers = signed_headers(endpoint.keys(), f"msg_{uuid.uuid4().hex}", int(now), body)

@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 
 from monitor.settings import ModelSettings, PolicySettings
 from monitor.snapshot import ModelResult, Snapshot, WindowResult
+from monitor.vocabulary import FeatureKind
 
 __all__ = ["Finding", "Policy", "Reason", "Rule", "rules_for"]
 
@@ -44,7 +45,6 @@ _PERFORMANCE: Final = (
     ("mae", "mae_max", True, True),
     ("rmse", "rmse_max", True, True),
 )
-_DEFAULT_FDR_ALPHA: Final = 0.01  # what evaluate tests at when ks_alpha is unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,48 +95,6 @@ class Finding:
     def suppressed(self) -> bool:
         return self.suppressed_reason is not None
 
-    def to_data(
-        self, kafka: Mapping[str, Mapping[int | str, Sequence[int]]] | None = None
-    ) -> dict[str, Any]:
-        """The webhook ``data`` object of DESIGN §2.4.
-
-        Parameters
-        ----------
-        kafka
-            Offset ranges the evidence covers, ``{topic_role: {partition: [first, last]}}``;
-            added by the app, which knows the offsets (omitted when None).
-        """
-        data: dict[str, Any] = {
-            "model": self.model,
-            "version": self.version,
-            "window": self.window,
-            "window_start": _rfc3339(self.window_start),
-            "window_end": _rfc3339(self.window_end),
-            "predictions": self.predictions,
-            "labels": self.labels,
-            "reasons": [asdict(r) for r in self.reasons],
-            "top_drifted_features": [
-                {"feature": f, "psi": psi, "drift_detected": hit}
-                for f, psi, hit in self.top_drifted
-            ],
-        }
-        if self.type == "model.version_changed":
-            data["previous_version"] = self.previous_version
-        if kafka is not None:
-            data["kafka"] = {
-                role: {str(p): [int(v) for v in rng] for p, rng in parts.items()}
-                for role, parts in kafka.items()
-            }
-        return data
-
-
-def _rfc3339(t: float | None) -> str | None:
-    if t is None:
-        return None
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
-    millis = round((t - math.floor(t)) * 1000)
-    return stamp + (f".{millis:03d}Z" if 0 < millis < 1000 else "Z")
-
 
 def rules_for(policy: PolicySettings) -> tuple[Rule, ...]:
     """The rules a policy configures, with recovery thresholds from ``recovery_margin``."""
@@ -156,13 +114,10 @@ def rules_for(policy: PolicySettings) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _drift_alpha(kind: str, policy: PolicySettings) -> float | None:
+def _drift_alpha(kind: FeatureKind, policy: PolicySettings) -> float | None:
     """The level a feature's test ran at, or None when that test is not a rule."""
     own = policy.ks_alpha if kind == "numeric" else policy.chi2_alpha
-    if own is None or policy.fdr != "benjamini_hochberg":
-        return own
-    # Benjamini-Hochberg runs every feature's test at the one FDR level
-    return policy.ks_alpha if policy.ks_alpha is not None else _DEFAULT_FDR_ALPHA
+    return None if own is None else policy.detection_level(kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +182,7 @@ def _top_drifted(
 
 
 @dataclass(slots=True)
-class _ModelState:
+class _PolicyState:
     degraded: bool = False
     notified: bool = False  # the current degradation has been emitted unsuppressed
     history: dict[str, list[bool]] = field(default_factory=dict)  # evidenced outcomes per rule
@@ -268,7 +223,7 @@ class Policy:
             m.name: m.policy.window or max(m.windows, key=lambda w: w.length).name
             for m in settings_models
         }
-        self._state = {m.name: _ModelState() for m in settings_models}
+        self._state = {m.name: _PolicyState() for m in settings_models}
 
     def degraded(self, model: str) -> bool:
         """Whether ``model`` is in the degraded state (suppressed degradations included)."""
@@ -388,7 +343,7 @@ class Policy:
         for name, raw in state["models"].items():
             if name in policy._state:  # rules no longer configured are never read
                 age = raw["last_sent"]
-                policy._state[name] = _ModelState(
+                policy._state[name] = _PolicyState(
                     **{
                         **raw,
                         "history": {r: list(h) for r, h in raw["history"].items()},

@@ -1,6 +1,6 @@
 """Standard Webhooks v1 protocol: secrets, signatures, bodies, targets, responses and retries.
 
-Pure functions and value types with no I/O except the DNS lookup in :func:`validate_target`:
+Pure functions and value types with no I/O except the DNS lookup in :func:`validate_webhook_url`:
 what the dispatcher (:mod:`monitor.alerting.delivery`) signs and sends, how it reads a response and
 when it tries again. Kept apart from the dispatcher so that config validation and receivers'
 tests can use them without the outbox, threads or an HTTP client.
@@ -43,7 +43,7 @@ __all__ = [
     "parse_retry_after",
     "sign",
     "signed_headers",
-    "validate_target",
+    "validate_webhook_url",
 ]
 
 EVENT_TYPES: Final = frozenset(
@@ -161,7 +161,7 @@ class WebhookEndpoint:
     timeout
         Seconds for each of connect, write and read of one attempt.
     allow_private
-        Permit loopback, private and link-local targets (see :func:`validate_target`).
+        Permit loopback, private and link-local targets (see :func:`validate_webhook_url`).
     """
 
     name: str
@@ -203,7 +203,7 @@ def _non_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
     return None
 
 
-def validate_target(url: str, allow_private: bool) -> None:
+def validate_webhook_url(url: str, allow_private: bool) -> None:
     """Refuse webhook targets that would let a config reach into the private network.
 
     Literal IPs are checked directly; names are resolved with :func:`socket.getaddrinfo` and
@@ -217,8 +217,8 @@ def validate_target(url: str, allow_private: bool) -> None:
     OSError
         If the name cannot be resolved (possibly transient; the dispatcher retries).
 
-    >>> validate_target("https://93.184.215.14/hook", allow_private=False)
-    >>> validate_target("http://10.1.2.3/hook", allow_private=False)  # doctest: +ELLIPSIS
+    >>> validate_webhook_url("https://93.184.215.14/hook", allow_private=False)
+    >>> validate_webhook_url("http://10.1.2.3/hook", allow_private=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: webhook host '10.1.2.3' resolves to private address 10.1.2.3; set allow_private ...

@@ -34,7 +34,8 @@ from monitor.devkit.broker import EmbeddedBroker, create_topics
 from monitor.devkit.receiver import WebhookReceiver
 from monitor.devkit.synthetic import FRAUD_DRIFTED, Traffic, encode, features_of
 from monitor.reference.build import build_reference
-from monitor.settings import Settings, WebhookSettings, load_settings
+from monitor.settings import Settings, WebhookSettings
+from monitor.settings_loader import load_settings
 from monitor.snapshot import Snapshot
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from monitor.events import DecodeError, Label, Prediction
-from monitor.settings import FeatureKind, FieldMapping
+from monitor.settings import FieldMapping
+from monitor.vocabulary import FeatureKind
 
 #: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
 #: seconds would otherwise jump the watermark decades ahead and empty every window.

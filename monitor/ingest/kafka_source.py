@@ -1,7 +1,8 @@
-"""The only module that imports ``kafka``: poll batches, dead-letter produce, commit, lag.
+"""The kafka-python adapter: a consumer-group member that polls, seeks, commits and dead-letters.
 
-Everything past this module sees :class:`~monitor.events.RawRecord`, so a second client
-(confluent-kafka, say) only needs another class with the same five methods.
+It is the only production module that imports ``kafka``. Everything past it sees
+:class:`~monitor.events.RawRecord`, so a second client (confluent-kafka, say) is another class
+that implements :class:`~monitor.ingest.source.Source`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from monitor.events import DeadLetter, RawRecord
+from monitor.events import DeadLetter, Offsets, RawRecord
+from monitor.ingest.source import DeadLetterAbortedError, Hooks
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-
-
-class DeadLetterAbortedError(Exception):
-    """Shutdown came while the dead-letter topic was unreachable; nothing was acknowledged."""
 
 
 def check_brokers(cfg: KafkaSettings) -> tuple[bool, str, list[str]]:
@@ -39,32 +37,6 @@ def check_brokers(cfg: KafkaSettings) -> tuple[bool, str, list[str]]:
         return False, str(exc), []
     wanted = (cfg.predictions_topic, cfg.labels_topic, cfg.dead_letter_topic)
     return True, "ok", [t for t in wanted if t not in topics]
-
-
-Offsets = dict[tuple[str, int], int]  # (topic, partition) → next offset to process
-
-
-class Source(Protocol):
-    """What the app needs from a record source."""
-
-    caught_up: bool
-
-    def poll(self, timeout: float) -> list[RawRecord]: ...
-    def dead_letter(self, items: Sequence[DeadLetter], stop: Callable[[], bool]) -> None: ...
-    def mark_processed(self, records: Sequence[RawRecord]) -> None: ...
-    def positions(self) -> Offsets: ...
-    def offset_ranges(self) -> dict[str, dict[str, list[int]]]: ...
-    def commit(self, offsets: Offsets) -> None: ...
-    def update_lag(self) -> None: ...
-    def close(self) -> None: ...
-
-
-class Hooks(Protocol):
-    """What the source asks of the app at rebalances."""
-
-    def on_revoke(self) -> Offsets | None:
-        """Checkpoint now; return the offsets to commit (None: nothing to commit)."""
-        ...
 
 
 #: kafka-python 3 backs reconnects off exponentially up to 30 s, so after an outage the daemon

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy.typing as npt
 
 from monitor.atomic import TMP_PREFIX
-from monitor.ingest.kafka_source import Offsets
+from monitor.events import Offsets
 from monitor.persistence.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from monitor.state.model_state import ModelState
 
@@ -27,6 +27,8 @@ FILE_NAME = "checkpoint.mmc"
 
 
 class Stateful(Protocol):
+    """A checkpoint part other than the model states (the policy); it guards itself."""
+
     def to_state(self) -> dict[str, Any]: ...
     def load_state(self, state: dict[str, Any]) -> None: ...
 
@@ -56,16 +58,17 @@ class StateStore:
         arrays: dict[str, npt.NDArray[Any]] = {}
         with self._lock:
             offsets = positions()
-            meta = {
-                "models": {
-                    name: st.to_state(arrays, f"m.{name}") for name, st in self._states.items()
-                },
-                "extras": {name: part.to_state() for name, part in self._extras.items()},
-                "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
-            }
+            models = {name: st.to_state(arrays, f"m.{name}") for name, st in self._states.items()}
             # Copies taken under the lock: the consume thread mutates panes in place, and the
             # (slow) write below happens outside the lock so ingestion does not stall on disk.
             arrays = {name: a.copy() for name, a in arrays.items()}
+        # Each part guards itself (the policy's lock): never nested in the ingest lock.
+        extras = {name: part.to_state() for name, part in self._extras.items()}
+        meta = {
+            "models": models,
+            "extras": extras,
+            "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
+        }
         self.last_bytes = write_checkpoint(self.path, meta, arrays)
         self.last_saved = self._clock()
         return offsets
@@ -100,9 +103,9 @@ class StateStore:
         # All parts loaded: swap them in together.
         with self._lock:
             self._states.update(fresh)
-            for name, part in self._extras.items():
-                if name in extras:
-                    part.load_state(extras[name])
+        for name, part in self._extras.items():
+            if name in extras:
+                part.load_state(extras[name])
         self.restore_seconds = time.perf_counter() - started
         self.last_saved = self._clock() - max(0.0, time.time() - ckpt.created_at)
         log.info(

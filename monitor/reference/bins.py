@@ -14,17 +14,14 @@ bins) and bin ``len(e) + 1`` holds missing values (None/NaN).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-FeatureKind = Literal["numeric", "categorical"]
-# Floats up to 2**53 are exact integers, so 3.0 and 3 can safely share the category "3".
-_EXACT_INT_LIMIT = 2.0**53
+from monitor.vocabulary import canonical_key
 
 
 class ReferenceProfileError(ValueError):
@@ -131,27 +128,6 @@ class NumericProfile:
         )
 
 
-def category_key(value: object) -> str | None:
-    """Category label of a raw value; None for missing (None or NaN).
-
-    Integral floats render as integers so a code read as 3.0 from CSV matches 3 or "3" in events.
-    """
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        if math.isnan(number):
-            return None
-        if number.is_integer() and abs(number) < _EXACT_INT_LIMIT:
-            return str(int(number))
-        return repr(number)
-    return str(value)
-
-
 @dataclass(frozen=True, eq=False)
 class CategoricalProfile:
     """Reference frequencies of a categorical feature.
@@ -197,7 +173,7 @@ class CategoricalProfile:
         unseen = len(self.categories)
         missing = unseen + 1
         lookup = self._lookup
-        keys = (category_key(v) for v in values)
+        keys = (canonical_key(v) for v in values)
         return np.fromiter(
             (missing if k is None else lookup.get(k, unseen) for k in keys), dtype=np.int64
         )

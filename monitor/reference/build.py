@@ -17,13 +17,12 @@ import numpy.typing as npt
 
 from monitor.reference.bins import (
     CategoricalProfile,
-    FeatureKind,
     NumericProfile,
     Profile,
     ReferenceProfileError,
-    category_key,
 )
-from monitor.reference.profile import TASKS, ReferenceProfile, compute_content_hash
+from monitor.reference.profile import ReferenceProfile, compute_content_hash
+from monitor.vocabulary import TASKS, FeatureKind, canonical_key
 
 
 def build_numeric_profile(
@@ -130,7 +129,7 @@ def build_categorical_profile(
     """
     if max_categories < 0:
         raise ValueError("max_categories must be >= 0")
-    counter = Counter(category_key(v) for v in values)
+    counter = Counter(canonical_key(v) for v in values)
     n_missing = counter.pop(None, 0)
     ranked = sorted(
         ((k, c) for k, c in counter.items() if k is not None), key=lambda kc: (-kc[1], kc[0])

@@ -26,8 +26,8 @@ from monitor.reference.bins import (
     json_field,
     profile_from_dict,
 )
+from monitor.vocabulary import TASKS
 
-TASKS = ("binary_classification", "multiclass_classification", "regression")
 FORMAT_VERSION = 1
 
 

@@ -7,7 +7,8 @@ import json
 from collections.abc import Mapping, Set
 from pathlib import Path
 
-from monitor.reference.bins import FeatureKind, ReferenceProfileError
+from monitor.reference.bins import ReferenceProfileError
+from monitor.vocabulary import FeatureKind
 
 
 def read_training_file(

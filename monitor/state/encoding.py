@@ -17,21 +17,9 @@ import numpy.typing as npt
 
 from monitor.events import Label, Prediction
 from monitor.settings import ModelSettings
+from monitor.vocabulary import canonical_key
 
 NAN = float("nan")
-
-
-def class_key(value: Any) -> str:
-    """One spelling per class: ``1``, ``1.0``, ``True`` and ``"1"`` are all ``"1"``.
-
-    >>> [class_key(v) for v in (1, 1.0, True, "1", "fraud", 2.5)]
-    ['1', '1', '1', '1', 'fraud', '2.5']
-    """
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 class TargetEncoder:
@@ -39,8 +27,8 @@ class TargetEncoder:
 
     def __init__(self, cfg: ModelSettings) -> None:
         self.task = cfg.task
-        self._positive = class_key(cfg.positive_class)
-        self.classes = [class_key(c) for c in cfg.classes or []]
+        self._positive = canonical_key(cfg.positive_class)
+        self.classes = [k for c in cfg.classes or [] if (k := canonical_key(c)) is not None]
         self._index = {c: float(i) for i, c in enumerate(self.classes)}
 
     @property
@@ -52,15 +40,16 @@ class TargetEncoder:
         return {"binary_classification": 1, "regression": 0}.get(self.task, len(self.classes))
 
     def _value(self, raw: Any) -> float:
-        if raw is None:
+        if self.task == "regression":
+            if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
+                return float(raw)
+            return NAN
+        key = canonical_key(raw)
+        if key is None:  # missing
             return NAN
         if self.task == "binary_classification":
-            return 1.0 if class_key(raw) == self._positive else 0.0
-        if self.task == "multiclass_classification":
-            return self._index.get(class_key(raw), NAN)
-        if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
-            return float(raw)
-        return NAN
+            return 1.0 if key == self._positive else 0.0
+        return self._index.get(key, NAN)
 
     def predictions(
         self, preds: Sequence[Prediction]

@@ -87,13 +87,10 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         d, p = feature_drift(slot, view.total[slot.offset : slot.stop])
         drifts.append(d)
         pvalues.append(p)
-    alpha = policy.ks_alpha if policy.ks_alpha is not None else 0.01
     if policy.fdr == "benjamini_hochberg":
-        rejected, _ = benjamini_hochberg(np.array(pvalues), alpha)
-    else:
-        # Without FDR each feature is tested alone: KS at ks_alpha, chi-square at chi2_alpha.
-        chi2_alpha = policy.chi2_alpha if policy.chi2_alpha is not None else alpha
-        limits = [alpha if d.kind == "numeric" else chi2_alpha for d in drifts]
+        rejected, _ = benjamini_hochberg(np.array(pvalues), policy.fdr_level)
+    else:  # each feature tested alone, at its own kind's level
+        limits = [policy.detection_level(d.kind) for d in drifts]
         rejected = np.array(pvalues) < np.array(limits)
     drifts = [
         replace(d, drift_detected=bool(r)) for d, r in zip(drifts, rejected.tolist(), strict=True)

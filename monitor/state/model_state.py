@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.events import Label, Prediction
-from monitor.reference.bins import CategoricalProfile, NumericProfile
+from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
 from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
@@ -23,7 +23,6 @@ from monitor.state.join import JoinCounts
 from monitor.state.performance_state import LabelResult, PerformanceState
 from monitor.state.window import IntArray, PaneRing, WindowView, accept_on_time
 
-Profile = NumericProfile | CategoricalProfile
 PREDICTION = "__prediction__"
 
 

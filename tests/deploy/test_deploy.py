@@ -35,7 +35,8 @@ import kubernetes_validate
 import pytest
 
 from monitor.ingest.decode import DecodeError, Decoder
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings
+from monitor.settings_loader import load_settings
 from tests.support.deploy_checks import (
     COMPOSE,
     DASHBOARD,

@@ -50,7 +50,8 @@ from monitor.events import Prediction
 from monitor.persistence.checkpoint import MAGIC, CheckpointError, read_checkpoint
 from monitor.persistence.store import StateStore
 from monitor.reference.profile import ReferenceProfile
-from monitor.settings import ConfigError, Settings, load_settings
+from monitor.settings import ConfigError, Settings
+from monitor.settings_loader import load_settings
 from monitor.state.model_state import ModelState
 from tests.support.fault_oracle import (
     MODEL,

@@ -27,7 +27,8 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings
+from monitor.settings_loader import load_settings
 from tests.support import REPO_ROOT
 from tests.support.fault_oracle import Record, model_config
 

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.app import App
 from monitor.devkit.broker import EmbeddedBroker
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings
+from monitor.settings_loader import load_settings
 
 
 def require_prometheus_tool(name: str) -> str:

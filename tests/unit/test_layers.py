@@ -14,10 +14,20 @@ import pytest
 from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "monitor"
+#: Shared by every layer: the config schema and loader, the types that cross boundaries, the
+#: domain's words, and crash-safe file writes.
+FOUNDATION = (
+    "monitor",
+    "monitor.settings",
+    "monitor.settings_loader",
+    "monitor.events",
+    "monitor.snapshot",
+    "monitor.vocabulary",
+    "monitor.atomic",
+)
 #: Lowest first: a module may import its own layer and the ones before it, never after.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("monitor", "monitor.settings", "monitor.events", "monitor.snapshot", "monitor.atomic",
-     "monitor.vocabulary"),  # fmt: skip
+    FOUNDATION,
     ("monitor.stats",),
     ("monitor.reference",),
     ("monitor.state",),

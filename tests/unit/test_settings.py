@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.settings import ConfigError, load_settings, parse_duration
+from monitor.settings import ConfigError, parse_duration
+from monitor.settings_loader import load_settings
 from tests.support import REPO_ROOT
 
 BASE = """

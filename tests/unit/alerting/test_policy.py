@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from monitor.alerting.payload import finding_data
 from monitor.alerting.policy import Finding, Policy, Reason
 from monitor.alerting.standard_webhooks import build_body
 from monitor.settings import ModelSettings, PolicySettings, WindowSpec
@@ -279,7 +280,7 @@ def test_version_change_is_reported() -> None:
     [changed] = run(policy, snap(version="v2"))
     assert changed.type == "model.version_changed"
     assert (changed.previous_version, changed.version) == ("v1", "v2")
-    assert changed.to_data()["previous_version"] == "v1"
+    assert finding_data(changed)["previous_version"] == "v1"
 
 
 def test_event_ids_are_stable_distinct_and_usable_as_webhook_ids() -> None:
@@ -324,7 +325,7 @@ def test_data_matches_the_webhook_contract() -> None:
     policy = Policy([model_cfg(breaches_to_fire=1)], FakeClock())
     [fired] = run(policy, snap(window(psi=0.31, drift=True, labels=40211)))
     kafka: Mapping[str, Mapping[int | str, list[int]]] = {"predictions": {0: [1200, 9800]}}
-    data = fired.to_data(kafka=kafka)
+    data = finding_data(fired, kafka)
     assert data == {
         "model": "fraud",
         "version": "v1",
@@ -345,7 +346,7 @@ def test_data_matches_the_webhook_contract() -> None:
         "top_drifted_features": [{"feature": "amount", "psi": 0.31, "drift_detected": True}],
         "kafka": {"predictions": {"0": [1200, 9800]}},
     }
-    assert "kafka" not in fired.to_data()
+    assert "kafka" not in finding_data(fired)
     body = orjson.loads(build_body(fired.type, data, T0))
     assert body["type"] == "model.degraded" and body["data"] == data
 

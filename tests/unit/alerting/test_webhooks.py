@@ -45,7 +45,7 @@ from monitor.alerting.standard_webhooks import (
     parse_retry_after,
     sign,
     signed_headers,
-    validate_target,
+    validate_webhook_url,
 )
 from tests.support import REPO_ROOT
 
@@ -614,24 +614,24 @@ def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_non_public_literals_need_allow_private(url: str, problem: str, no_dns: None) -> None:
     with pytest.raises(ValueError, match=problem):
-        validate_target(url, allow_private=False)
-    validate_target(url, allow_private=True)
+        validate_webhook_url(url, allow_private=False)
+    validate_webhook_url(url, allow_private=True)
 
 
 def test_localhost_is_refused_without_allow_private() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        validate_target("http://localhost:9000/h", allow_private=False)
-    validate_target("http://localhost:9000/h", allow_private=True)
+        validate_webhook_url("http://localhost:9000/h", allow_private=False)
+    validate_webhook_url("http://localhost:9000/h", allow_private=True)
 
 
 def test_scheme_and_public_targets(no_dns: None) -> None:
     for url in ("ftp://example.com/h", "file:///etc/passwd", "gopher://1.1.1.1/"):
         with pytest.raises(ValueError, match="scheme"):
-            validate_target(url, allow_private=True)
+            validate_webhook_url(url, allow_private=True)
     with pytest.raises(ValueError, match="no host"):
-        validate_target("https:///h", allow_private=True)
-    validate_target("https://93.184.215.14/hook", allow_private=False)
-    validate_target("https://[2606:4700:4700::1111]/hook", allow_private=False)
+        validate_webhook_url("https:///h", allow_private=True)
+    validate_webhook_url("https://93.184.215.14/hook", allow_private=False)
+    validate_webhook_url("https://[2606:4700:4700::1111]/hook", allow_private=False)
 
 
 def test_names_are_checked_by_every_resolved_address(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -641,11 +641,11 @@ def test_names_are_checked_by_every_resolved_address(monkeypatch: pytest.MonkeyP
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    validate_target("https://ok.example/h", allow_private=False)
+    validate_webhook_url("https://ok.example/h", allow_private=False)
     with pytest.raises(
         ValueError, match=r"'mixed.example' resolves to private address 10\.0\.0\.5"
     ):
-        validate_target("https://mixed.example/h", allow_private=False)
+        validate_webhook_url("https://mixed.example/h", allow_private=False)
 
 
 # --- the example receiver --------------------------------------------------------------------

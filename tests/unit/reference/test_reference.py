@@ -13,7 +13,6 @@ import pytest
 
 from monitor.reference.bins import (
     CategoricalProfile,
-    FeatureKind,
     NumericProfile,
     ReferenceProfileError,
 )
@@ -24,6 +23,7 @@ from monitor.reference.build import (
 )
 from monitor.reference.profile import ReferenceProfile, compute_content_hash
 from monitor.reference.training_data import read_training_file
+from monitor.vocabulary import FeatureKind
 
 INF = np.inf
 
@@ -166,12 +166,13 @@ def test_categorical_profile_keeps_most_frequent_and_folds_the_rest() -> None:
 
 
 def test_category_matching_is_by_label_with_integral_floats_as_ints() -> None:
-    # CSV parsing turns the code "3" into 3.0; events may carry 3 or "3".
+    # CSV parsing turns the code "3" into 3.0; events may carry 3 or "3". Booleans are the
+    # integers they are in Python and JSON-number-wise (monitor.vocabulary.canonical_key), as
+    # for classes: true, 1 and "1" share one category.
     profile = build_categorical_profile([3.0, 3.0, 1.5, True, np.int64(7)])
-    assert profile.categories == ("3", "1.5", "7", "True")
-    assert profile.bin_index(["3", 3, 3.0, np.float32(3.0), 1.5, "1.50", True, 7]).tolist() == [
-        0, 0, 0, 0, 1, 4, 3, 2
-    ]  # fmt: skip
+    assert profile.categories == ("3", "1", "1.5", "7")
+    values = ["3", 3, 3.0, np.float32(3.0), 1.5, "1.50", True, 1, "1", 7, False]
+    assert profile.bin_index(values).tolist() == [0, 0, 0, 0, 2, 4, 1, 1, 1, 3, 4]
 
 
 # --- building a reference ------------------------------------------------------------------

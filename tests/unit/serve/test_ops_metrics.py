@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 from monitor.devkit.synthetic import features_of
 from monitor.ingest.route import Pipeline
 from monitor.serve.ops_metrics import OpsMetrics
-from monitor.settings import load_settings
+from monitor.settings_loader import load_settings
 from monitor.state.model_state import ModelState
 
 

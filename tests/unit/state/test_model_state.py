@@ -6,7 +6,7 @@ import numpy as np
 
 from monitor.devkit.synthetic import Traffic, features_of
 from monitor.events import Prediction
-from monitor.settings import load_settings
+from monitor.settings_loader import load_settings
 from monitor.state.model_state import ModelState
 
 
