@@ -90,7 +90,7 @@ class App:
         self.registry = CollectorRegistry()
         self.metrics = OpsMetrics(self.registry)
         self.states = states if states is not None else load_states(settings)
-        self.pipeline = Pipeline(settings, self.states, self.metrics)
+        self.pipeline = Pipeline(settings, self.states, self.metrics, wall)
         self.snapshot: Snapshot | None = None
         self.registry.register(SnapshotCollector(lambda: self.snapshot))
         self._source_factory = source_factory
@@ -162,8 +162,13 @@ class App:
         with self.pipeline.lock:  # the ingest lock: windows and offsets are read whole
             snap = evaluate(self.states.values(), self.wall)
             ranges = source.offset_ranges() if source else None
-        # Outside the ingest lock: the policy has its own, and enqueuing a webhook fsyncs.
-        snap = self.actions.on_snapshot(snap, ranges)
+        if source is not None and not source.caught_up:
+            # While a backlog is read, partitions are at different event times, so a window can
+            # be a biased sample: export it, but let the policy decide on complete ones only.
+            snap = self.actions.annotate(snap)
+        else:
+            # Outside the ingest lock: the policy has its own, and enqueuing a webhook fsyncs.
+            snap = self.actions.on_snapshot(snap, ranges)
         self.snapshot = snap
         self.metrics.eval_duration.observe(time.perf_counter() - started)
         for m in snap.models:

@@ -259,6 +259,9 @@ class ModelSettings(_Section):
         min_length=1,
     )
     allowed_lateness: Duration = 120.0
+    #: A partition that delivered nothing for this long (wall time) stops holding the model's
+    #: watermark back (label-join expiry follows the slowest active partition).
+    idle_partition_timeout: Duration = Field(60.0, gt=0)
     label_ttl: Duration = 24 * 3600.0
     #: How long (event time) a label whose prediction has not arrived yet waits for it.
     label_wait: Duration = 600.0

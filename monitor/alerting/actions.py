@@ -137,17 +137,25 @@ class Actions:
         with self.lock:
             for finding in self.policy.observe(snap):
                 self._act(finding, kafka)
-            return replace(
-                snap,
-                models=tuple(
-                    replace(
-                        m,
-                        degraded=self.policy.degraded(m.model),
-                        breaches=self.policy.breaches(m.model),
-                    )
-                    for m in snap.models
-                ),
-            )
+            return self._annotated(snap)
+
+    def annotate(self, snap: Snapshot) -> Snapshot:
+        """``snap`` with the policy's current view added, deciding nothing (catching up)."""
+        with self.lock:
+            return self._annotated(snap)
+
+    def _annotated(self, snap: Snapshot) -> Snapshot:
+        return replace(
+            snap,
+            models=tuple(
+                replace(
+                    m,
+                    degraded=self.policy.degraded(m.model),
+                    breaches=self.policy.breaches(m.model),
+                )
+                for m in snap.models
+            ),
+        )
 
     def _act(self, finding: Finding, kafka: Mapping[str, Any] | None) -> None:
         reasons = ", ".join(

@@ -7,6 +7,7 @@ caller holds ``lock`` while the evaluation copies window totals, so a batch is a
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from monitor.state.model_state import ModelState
 
 @dataclass
 class Decoded:
-    """A decoded batch, grouped by model, not yet applied."""
+    """A decoded batch, grouped by model (predictions by model and partition), not applied."""
 
-    predictions: dict[str, list[Prediction]] = field(default_factory=lambda: defaultdict(list))
+    predictions: dict[tuple[str, int], list[Prediction]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     labels: dict[str, list[Label]] = field(default_factory=lambda: defaultdict(list))
     dead: list[DeadLetter] = field(default_factory=list)
 
@@ -31,7 +34,13 @@ class Decoded:
 class Pipeline:
     """Routes decoded events to per-model state and counts everything it drops."""
 
-    def __init__(self, settings: Settings, states: Mapping[str, ModelState], metrics: OpsMetrics):
+    def __init__(
+        self,
+        settings: Settings,
+        states: Mapping[str, ModelState],
+        metrics: OpsMetrics,
+        wall: Callable[[], float] = time.time,
+    ):
         self._topics: dict[str, Stream] = {
             settings.kafka.predictions_topic: "predictions",
             settings.kafka.labels_topic: "labels",
@@ -40,6 +49,7 @@ class Pipeline:
         self._decoder = Decoder(settings.fields, schemas)
         self.states = states
         self.metrics = metrics
+        self._wall = wall
         for model in states:
             metrics.add_model(model)
         self.lock = threading.Lock()
@@ -62,7 +72,7 @@ class Pipeline:
                 out.dead.append(DeadLetter(rec, stream, event.reason, event.detail))
                 self.metrics.invalid.labels(stream, event.reason).inc()
             elif isinstance(event, Prediction):
-                out.predictions[event.model].append(event)
+                out.predictions[event.model, rec.partition].append(event)
             else:
                 out.labels[event.model].append(event)
         return out
@@ -73,10 +83,11 @@ class Pipeline:
         ``on_applied`` (marking the records' offsets as processed) runs under the same lock, so
         a checkpoint never sees the state of a batch without its offsets, or the reverse.
         """
+        arrived_at = self._wall()
         with self.lock:
             # Predictions first: a label in the same batch as its prediction joins at once.
-            for model, preds in batch.predictions.items():
-                self._apply_predictions(model, preds)
+            for (model, partition), preds in batch.predictions.items():
+                self._apply_predictions(model, partition, preds, arrived_at)
             for model, labels in batch.labels.items():
                 self._apply_labels(model, labels)
             if on_applied is not None:
@@ -118,22 +129,31 @@ class Pipeline:
             m.expired.labels(model).inc(counts.expired_unlabelled)
 
     def maintain(self) -> None:
-        """Expire old joins and refresh the pending gauges (call periodically, e.g. per tick)."""
+        """Expire old joins and refresh the pending gauges (call periodically, e.g. per tick).
+
+        Expiry follows the model's watermark (the slowest active partition), so a partition
+        read ahead during a catch-up cannot expire the pending predictions of a slow one.
+        """
+        now = self._wall()
         with self.lock:
             for model, state in self.states.items():
-                if state.newest_seen > float("-inf"):
-                    self._count_join(model, state.perf.expire(state.newest_seen))
+                if (watermark := state.watermark(now)) > float("-inf"):
+                    self._count_join(model, state.perf.expire(watermark))
                 self.metrics.pending.labels(model).set(state.perf.join.pending())
 
-    def _apply_predictions(self, model: str, batch: list[Prediction]) -> None:
+    def _apply_predictions(
+        self, model: str, partition: int, batch: list[Prediction], arrived_at: float
+    ) -> None:
         state = self.states.get(model)
         if state is None:
             self.metrics.unknown_models.labels("predictions").inc(len(batch))
             return
-        result = state.add_predictions(batch)
+        result = state.add_predictions(batch, partition, arrived_at)
         self.metrics.events.labels(model, "predictions").inc(len(batch))
         if result.late:
             self.metrics.late.labels(model, "predictions").inc(result.late)
+        if result.out_of_window:
+            self.metrics.out_of_window.labels(model).inc(result.out_of_window)
         if result.unknown_features:
             self.metrics.unknown_features.labels(model).inc(result.unknown_features)
         self._count_join(model, result.join)

@@ -32,8 +32,15 @@ class OpsMetrics:
         )
         self.late = Counter(
             "modelmon_late_events",
-            "Events older than the watermark (newest event time minus allowed lateness).",
+            "Events older than their partition's newest event time minus allowed lateness.",
             ["model", "stream"],
+            registry=registry,
+        )
+        self.out_of_window = Counter(
+            "modelmon_out_of_window_events",
+            "Predictions on time for their partition but older than the longest window's start "
+            "(another partition was read that far ahead); counted, not stored.",
+            ["model"],
             registry=registry,
         )
         self.unknown_models = Counter(
@@ -165,6 +172,7 @@ class OpsMetrics:
             self.evicted,
             self.expired,
             self.unusable_labels,
+            self.out_of_window,
         ):
             counter.labels(model)
         self.pending.labels(model).set(0)

@@ -19,9 +19,10 @@ from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
 from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
+from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
 from monitor.state.performance_state import LabelResult, PerformanceState
-from monitor.state.window import IntArray, PaneRing, WindowView, accept_on_time
+from monitor.state.window import IntArray, PaneRing, WindowView
 
 PREDICTION = "__prediction__"
 
@@ -89,6 +90,9 @@ def _column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction]) -> IntA
 @dataclass
 class AddResult:
     late: int = 0
+    #: On time for their partition, but older than the longest window's start (the windows
+    #: end at the newest partition's time): counted, not stored.
+    out_of_window: int = 0
     unknown_features: int = 0
     join: JoinCounts = field(default_factory=JoinCounts)
     #: Delays of labels that were waiting for these predictions and joined now.
@@ -103,14 +107,15 @@ class ModelState:
     reference: ReferenceProfile | None = None
     slots: tuple[Slot, ...] = ()
     windows: dict[str, PaneRing] = field(default_factory=dict)
-    newest_seen: float = float("-inf")
     version: str | None = None
-    _bootstrap: list[Prediction] = field(default_factory=list)
+    #: (partition, prediction) buffered until a bootstrapped reference can be built.
+    _bootstrap: list[tuple[int, Prediction]] = field(default_factory=list)
     perf: PerformanceState = field(init=False)
 
     def __post_init__(self) -> None:
         self._known = frozenset(self.cfg.features)
         self.perf = PerformanceState(self.cfg)
+        self.clocks = PartitionClocks(self.cfg.allowed_lateness, self.cfg.idle_partition_timeout)
         if self.reference is not None:
             self._install(self.reference)
 
@@ -140,8 +145,22 @@ class ModelState:
         target = getattr(self.cfg.reference, "bootstrap_events", 0)
         return max(0, int(target) - len(self._bootstrap))
 
-    def add_predictions(self, preds: Sequence[Prediction]) -> AddResult:
-        """Count a batch of this model's predictions into every window."""
+    @property
+    def newest_seen(self) -> float:
+        """The newest prediction time over all partitions: where the windows end."""
+        return self.clocks.head
+
+    def watermark(self, now: float | None = None) -> float:
+        """The slowest active partition's newest time (see :mod:`monitor.state.event_time`)."""
+        return self.clocks.watermark(now)
+
+    def add_predictions(
+        self, preds: Sequence[Prediction], partition: int = 0, arrived_at: float = 0.0
+    ) -> AddResult:
+        """Count a batch of one partition's predictions of this model into every window.
+
+        ``arrived_at`` is the wall time of the batch (it tells active partitions from idle).
+        """
         result = AddResult()
         known = self._known
         for p in preds:
@@ -154,7 +173,7 @@ class ModelState:
                 preds = [p for p in preds if p.version == new]  # only the new version's events
             self.version = new
         if self.reference is None:
-            return self._buffer_for_bootstrap(preds, result)
+            return self._buffer_for_bootstrap(preds, result, partition, arrived_at)
         # Duplicate ids count once: dropped before anything, so a re-sent duplicate with a
         # later timestamp moves neither the watermark nor any window.
         keys, fresh = self.perf.unseen(preds)
@@ -163,7 +182,7 @@ class ModelState:
             preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
             keys = keys[fresh]
         ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
-        on_time, self.newest_seen = accept_on_time(ts, self.newest_seen, self.cfg.allowed_lateness)
+        on_time = self.clocks.accept(partition, ts, arrived_at)
         result.late = int(ts.size - on_time.sum())
         if result.late:
             preds = [p for p, ok in zip(preds, on_time.tolist(), strict=True) if ok]
@@ -176,17 +195,32 @@ class ModelState:
         bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
         for ring in self.windows.values():
             ring.add(ts, bins, per_event=len(self.slots))
+        if self.windows:
+            start = min(ring.bounds()[0] for ring in self.windows.values())
+            result.out_of_window = int((ts < start).sum())
         return result
 
-    def _buffer_for_bootstrap(self, preds: Sequence[Prediction], result: AddResult) -> AddResult:
+    def _buffer_for_bootstrap(
+        self, preds: Sequence[Prediction], result: AddResult, partition: int, arrived_at: float
+    ) -> AddResult:
         take = min(len(preds), self.bootstrap_needed)
-        self._bootstrap.extend(preds[:take])
+        self._bootstrap.extend((partition, p) for p in preds[:take])
         if self.bootstrap_needed == 0:
             buffered, self._bootstrap = self._bootstrap, []
-            self._install(bootstrap_reference(self.cfg, buffered))
-            replay = self.add_predictions([*buffered, *preds[take:]])
-            result.late = replay.late
-            result.join, result.delays = replay.join, replay.delays
+            self._install(bootstrap_reference(self.cfg, [p for _, p in buffered]))
+            # Replayed partition by partition (in arrival order within each), so each event is
+            # judged against its own partition's time, as if it had just arrived.
+            groups: dict[int, list[Prediction]] = {}
+            for part, p in [*buffered, *((partition, p) for p in preds[take:])]:
+                groups.setdefault(part, []).append(p)
+            delays = []
+            for part, group in groups.items():
+                replay = self.add_predictions(group, part, arrived_at)
+                result.late += replay.late
+                result.out_of_window += replay.out_of_window
+                result.join.add(replay.join)
+                delays.append(replay.delays)
+            result.delays = np.concatenate(delays)
         return result
 
     def add_labels(self, labels: Sequence[Label]) -> LabelResult:
@@ -198,11 +232,11 @@ class ModelState:
         ref = self.reference
         bootstrapped = isinstance(self.cfg.reference, BootstrapReference)
         return {
-            "newest_seen": None if self.newest_seen == float("-inf") else self.newest_seen,
+            "event_time": self.clocks.to_state(),
             "version": self.version,
             "reference_hash": ref.content_hash if ref else None,
             "reference": ref.to_dict() if ref is not None and bootstrapped else None,
-            "bootstrap": [p._asdict() for p in self._bootstrap],
+            "bootstrap": [[part, p._asdict()] for part, p in self._bootstrap],
             "windows": {
                 name: ring.to_state(arrays, f"{prefix}.w.{name}")
                 for name, ring in self.windows.items()
@@ -224,10 +258,9 @@ class ModelState:
         for name, ring in self.windows.items():
             ring.load_state(meta["windows"][name], arrays, f"{prefix}.w.{name}")
         self.perf.load_state(meta["perf"], arrays, f"{prefix}.perf")
-        seen = meta["newest_seen"]
-        self.newest_seen = float("-inf") if seen is None else float(seen)
+        self.clocks.load_state(meta["event_time"])
         self.version = meta["version"]
-        self._bootstrap = [Prediction(**p) for p in meta["bootstrap"]]
+        self._bootstrap = [(int(part), Prediction(**p)) for part, p in meta["bootstrap"]]
 
     def views(self) -> list[WindowView]:
         """Copies of every window's totals, for an evaluation."""

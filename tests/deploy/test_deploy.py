@@ -69,6 +69,7 @@ COUNTERS = {
     "modelmon_dead_letter_records",
     "modelmon_dead_letter_errors",
     "modelmon_late_events",
+    "modelmon_out_of_window_events",
     "modelmon_unknown_model_events",
     "modelmon_unknown_features",
     "modelmon_duplicate_events",
