@@ -3,6 +3,16 @@
 Pure (no I/O, no clock). A batch of predictions is binned once per feature, vectorised, and the
 bin indices of all features are laid side by side so that each window counts a whole batch
 with one ``bincount`` per pane touched.
+
+Rebaselining (``reference.rebaseline_on_version_change``): when a version appears for the first
+time (:mod:`monitor.state.versions`; a flip back to a known version is no change), the
+reference and the windows are dropped and the reference is rebuilt from that version's first
+``bootstrap_events`` predictions only; other versions' predictions are not counted meanwhile.
+Interleaving does not restart it: once enough of the new version's predictions have arrived
+the reference is installed and from then on every version's predictions count against it. A
+newer version appearing meanwhile restarts it for that version; if the version being profiled
+stops being present (rolled back before enough of its predictions arrived), it restarts for
+the current version.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
 from monitor.state.join import JoinCounts
 from monitor.state.performance_state import LabelResult, PerformanceState
+from monitor.state.versions import VersionLog
 from monitor.state.window import IntArray, PaneRing, WindowView, accept_on_time
 
 PREDICTION = "__prediction__"
@@ -104,13 +115,16 @@ class ModelState:
     slots: tuple[Slot, ...] = ()
     windows: dict[str, PaneRing] = field(default_factory=dict)
     newest_seen: float = float("-inf")
-    version: str | None = None
     _bootstrap: list[Prediction] = field(default_factory=list)
+    #: The version whose predictions the bootstrap buffers during a rebaseline (None: any).
+    _rebaseline_to: str | None = None
     perf: PerformanceState = field(init=False)
+    versions: VersionLog = field(init=False)
 
     def __post_init__(self) -> None:
         self._known = frozenset(self.cfg.features)
         self.perf = PerformanceState(self.cfg)
+        self.versions = VersionLog(max(w.length for w in self.cfg.windows))
         if self.reference is not None:
             self._install(self.reference)
 
@@ -125,12 +139,18 @@ class ModelState:
         ref = self.cfg.reference
         return isinstance(ref, BootstrapReference) and ref.rebaseline_on_version_change
 
-    def _start_rebaseline(self) -> None:
-        """Forget the old version's reference and windows; profile the new version afresh."""
+    @property
+    def version(self) -> str | None:
+        """The newest version still present in the windows (see :mod:`monitor.state.versions`)."""
+        return self.versions.current
+
+    def _start_rebaseline(self, version: str | None) -> None:
+        """Forget the old reference and windows; profile ``version`` afresh."""
         self.reference = None
         self.slots = ()
         self.windows = {}
         self._bootstrap = []
+        self._rebaseline_to = version
 
     @property
     def bootstrap_needed(self) -> int:
@@ -147,12 +167,13 @@ class ModelState:
         for p in preds:
             if not p.features.keys() <= known:  # a subset test allocates nothing; rare path
                 result.unknown_features += len(p.features.keys() - known)
-        if preds and preds[-1].version is not None:
-            new = preds[-1].version
-            if self.version is not None and new != self.version and self._rebaseline:
-                self._start_rebaseline()
-                preds = [p for p in preds if p.version == new]  # only the new version's events
-            self.version = new
+        new_versions = self.versions.observe(preds)
+        if new_versions and self._rebaseline:
+            self._start_rebaseline(new_versions[-1])
+        elif self._rebaseline_to is not None and self._rebaseline_to not in self.versions.present():
+            # The version being profiled is gone (a canary rolled back too soon): profile the
+            # one that is current instead, or the model would stay without a reference.
+            self._start_rebaseline(self.versions.current)
         if self.reference is None:
             return self._buffer_for_bootstrap(preds, result)
         # Duplicate ids count once: dropped before anything, so a re-sent duplicate with a
@@ -179,12 +200,23 @@ class ModelState:
         return result
 
     def _buffer_for_bootstrap(self, preds: Sequence[Prediction], result: AddResult) -> AddResult:
-        take = min(len(preds), self.bootstrap_needed)
-        self._bootstrap.extend(preds[:take])
+        need, target = self.bootstrap_needed, self._rebaseline_to
+        if target is None:
+            take, rest = preds[:need], preds[need:]
+        else:  # a rebaseline profiles the new version alone; the rest is counted once it is done
+            take, rest = [], ()
+            for i, p in enumerate(preds):
+                if p.version == target:
+                    take.append(p)
+                    if len(take) == need:
+                        rest = preds[i + 1 :]
+                        break
+        self._bootstrap.extend(take)
         if self.bootstrap_needed == 0:
             buffered, self._bootstrap = self._bootstrap, []
             self._install(bootstrap_reference(self.cfg, buffered))
-            replay = self.add_predictions([*buffered, *preds[take:]])
+            self._rebaseline_to = None
+            replay = self.add_predictions([*buffered, *rest])
             result.late = replay.late
             result.join, result.delays = replay.join, replay.delays
         return result
@@ -199,7 +231,9 @@ class ModelState:
         bootstrapped = isinstance(self.cfg.reference, BootstrapReference)
         return {
             "newest_seen": None if self.newest_seen == float("-inf") else self.newest_seen,
-            "version": self.version,
+            "version": self.version,  # informational; "versions" is what is restored
+            "versions": self.versions.to_state(),
+            "rebaseline_to": self._rebaseline_to,
             "reference_hash": ref.content_hash if ref else None,
             "reference": ref.to_dict() if ref is not None and bootstrapped else None,
             "bootstrap": [p._asdict() for p in self._bootstrap],
@@ -226,7 +260,14 @@ class ModelState:
         self.perf.load_state(meta["perf"], arrays, f"{prefix}.perf")
         seen = meta["newest_seen"]
         self.newest_seen = float("-inf") if seen is None else float(seen)
-        self.version = meta["version"]
+        if "versions" in meta:
+            self.versions.load_state(meta["versions"])
+            target = meta["rebaseline_to"]
+            if target is not None and (not isinstance(target, str) or target not in self.versions):
+                raise ValueError(f"model {self.cfg.name}: rebaseline to an unknown version")
+            self._rebaseline_to = target
+        elif meta["version"] is not None:  # a checkpoint from before version logs: one version
+            self.versions.load_state([[meta["version"], self.newest_seen]])
         self._bootstrap = [Prediction(**p) for p in meta["bootstrap"]]
 
     def views(self) -> list[WindowView]:
