@@ -67,7 +67,7 @@ def test_state_round_trip_and_refusals() -> None:
         with pytest.raises(ValueError, match="not \\[version, time\\]"):
             VersionLog(HOUR).load_state(bad)
     with pytest.raises(ValueError, match="over 2"):
-        VersionLog(HOUR, capacity=2).load_state(log.to_state() + [["v3", 6.0]])
+        VersionLog(HOUR, capacity=2).load_state([*log.to_state(), ["v3", 6.0]])
 
 
 def test_touch_keeps_the_least_recently_seen_first() -> None:
