@@ -240,8 +240,9 @@ class BootstrapReference(_Section):
     """Build the reference from the model's first N events instead of a file."""
 
     bootstrap_events: int = Field(ge=100)
-    #: When the stream's model version changes, rebuild the reference from the new version's
-    #: first bootstrap_events events (the windows restart empty; the change is reported).
+    #: When a new model version appears (monitor/state/versions: once per version, flips
+    #: between known versions are no change), rebuild the reference from that version's first
+    #: bootstrap_events predictions (the windows restart empty; the change is reported).
     rebaseline_on_version_change: bool = False
 
 

@@ -45,13 +45,15 @@ class WindowResult:
 @dataclass(frozen=True, slots=True)
 class ModelResult:
     model: str
-    version: str | None
+    version: str | None  # the newest version present (a running canary's, not the majority's)
     reference_ready: bool
     reference_hash: str | None
     evaluated_at: float  # wall clock, epoch seconds
     windows: tuple[WindowResult, ...] = ()
     degraded: bool = False  # set by the policy
     breaches: dict[str, int] = field(default_factory=dict)  # rule → breaches toward firing
+    #: Every version present in the windows, in order of first appearance (``version`` last).
+    versions: tuple[str, ...] = ()
 
     def window(self, name: str) -> WindowResult | None:
         return next((w for w in self.windows if w.window == name), None)

@@ -12,6 +12,12 @@ sent, the transition still happens but is reported suppressed; if the model stil
 the cooldown ends, the alarm is sent then: delayed, never lost. degraded → ok after
 ``breaches_to_fire`` consecutive evaluations with no rule outside its recovery threshold and
 every rule that fired clear (hysteresis). The injected monotonic clock serves the cooldown only.
+
+``model.version_changed`` is sent once per *new* version (:mod:`monitor.state.versions`): the
+first time a version is among a Snapshot's present versions while the policy already knows
+another. Flips between known versions (a canary interleaved with the stable version, a
+rollback) are no change. The last :data:`~monitor.state.versions.MAX_VERSIONS` versions seen are
+kept per model, in the checkpoint.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ from typing import Any, Final, Literal
 
 from monitor.settings import ModelSettings, PolicySettings
 from monitor.snapshot import ModelResult, Snapshot, WindowResult
+from monitor.state.versions import MAX_VERSIONS, touch
 from monitor.vocabulary import FeatureKind
 
 __all__ = ["Finding", "Policy", "Reason", "Rule", "rules_for"]
 
 FindingType = Literal["model.degraded", "model.recovered", "model.version_changed"]
 Outcome = Literal["breach", "marginal", "clear", "absent"]
-STATE_FORMAT: Final = 1
+STATE_FORMAT: Final = 2  # 2 added "versions"; 1 is read as having seen its "version" only
 TOP_FEATURES: Final = 5
 #: (rule = Snapshot performance key, setting, upper limit, needs labels); lower limits are on
 #: ratios in [0, 1], which is what their recovery thresholds assume.
@@ -190,7 +197,8 @@ class _PolicyState:
     fired_rules: list[str] = field(default_factory=list)
     last_sent: float | None = None  # clock time of the last unsuppressed model.degraded
     transitions: int = 0
-    version: str | None = None
+    version: str | None = None  # the Snapshot's current version at the last evaluation
+    versions: list[str] = field(default_factory=list)  # seen, least recently seen first
 
 
 class Policy:
@@ -255,10 +263,10 @@ class Policy:
         def finding(kind: FindingType, reasons: Iterable[Reason], **extra: Any) -> Finding:
             state.transitions += 1
             key = f"{self._lineage}\0{name}\0{kind}\0{state.transitions}".encode()
+            extra.setdefault("version", result.version)
             return Finding(
                 type=kind,
                 model=name,
-                version=result.version,
                 window=window.window if window else self._window[name],
                 window_start=window.start if window else None,
                 window_end=window.end if window else None,
@@ -271,10 +279,17 @@ class Policy:
             )
 
         out: list[Finding] = []
-        if result.version is not None:
-            if state.version is not None and result.version != state.version:
-                out.append(finding("model.version_changed", (), previous_version=state.version))
-            state.version = result.version
+        present = result.versions or ((result.version,) if result.version is not None else ())
+        previous = state.version  # what each new version replaces: the one current before it
+        for v in present:
+            if touch(state.versions, v):
+                out.append(
+                    finding("model.version_changed", (), version=v, previous_version=previous)
+                )
+                previous = v
+            elif previous is None:  # the first version this policy meets is adopted silently
+                previous = v
+        state.version = result.version if result.version is not None else state.version
 
         checks = {r.name: _check(r, window, policy) for r in self._rules[name]}
         keep = policy.breaches_window or policy.breaches_to_fire
@@ -336,7 +351,7 @@ class Policy:
     ) -> Policy:
         """Rebuild from :meth:`to_state`. Models no longer configured are dropped, new ones
         start fresh; time spent down does not count toward a cooldown."""
-        if state.get("format") != STATE_FORMAT:
+        if state.get("format") not in (1, STATE_FORMAT):
             raise ValueError(f"unsupported policy state format {state.get('format')!r}")
         policy = cls(settings_models, clock, lineage=str(state["lineage"]))
         now = clock()
@@ -348,7 +363,18 @@ class Policy:
                         **raw,
                         "history": {r: list(h) for r, h in raw["history"].items()},
                         "fired_rules": list(raw["fired_rules"]),
+                        "versions": _versions(raw),
                         "last_sent": None if age is None else now - float(age),
                     }
                 )
         return policy
+
+
+def _versions(raw: Mapping[str, Any]) -> list[str]:
+    """The seen versions of a model's saved state; format 1 knew only the last one."""
+    if "versions" not in raw:
+        return [] if raw["version"] is None else [str(raw["version"])]
+    seen = raw["versions"]
+    if not isinstance(seen, list) or not all(isinstance(v, str) for v in seen):
+        raise ValueError("policy state: versions is not a list of strings")
+    return seen[-MAX_VERSIONS:]

@@ -123,6 +123,7 @@ def evaluate_model(state: ModelState, wall_now: float) -> ModelResult:
         reference_hash=ref.content_hash if ref is not None else None,
         evaluated_at=wall_now,
         windows=windows,
+        versions=state.versions.present(),
     )
 
 

@@ -3,6 +3,16 @@
 Pure (no I/O, no clock). A batch of predictions is binned once per feature, vectorised, and the
 bin indices of all features are laid side by side so that each window counts a whole batch
 with one ``bincount`` per pane touched.
+
+Rebaselining (``reference.rebaseline_on_version_change``): when a version appears for the first
+time (:mod:`monitor.state.versions`; a flip back to a known version is no change), the
+reference and the windows are dropped and the reference is rebuilt from that version's first
+``bootstrap_events`` predictions only; other versions' predictions are not counted meanwhile.
+Interleaving does not restart it: once enough of the new version's predictions have arrived
+the reference is installed and from then on every version's predictions count against it. A
+newer version appearing meanwhile restarts it for that version; if the version being profiled
+stops being present (rolled back before enough of its predictions arrived), it restarts for
+the current version.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from monitor.settings import BootstrapReference, ModelSettings
 from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
 from monitor.state.performance_state import LabelResult, PerformanceState
+from monitor.state.versions import VersionLog
 from monitor.state.window import IntArray, PaneRing, WindowView
 
 PREDICTION = "__prediction__"
@@ -107,15 +118,18 @@ class ModelState:
     reference: ReferenceProfile | None = None
     slots: tuple[Slot, ...] = ()
     windows: dict[str, PaneRing] = field(default_factory=dict)
-    version: str | None = None
     #: (partition, prediction) buffered until a bootstrapped reference can be built.
     _bootstrap: list[tuple[int, Prediction]] = field(default_factory=list)
+    #: The version whose predictions the bootstrap buffers during a rebaseline (None: any).
+    _rebaseline_to: str | None = None
     perf: PerformanceState = field(init=False)
+    versions: VersionLog = field(init=False)
 
     def __post_init__(self) -> None:
         self._known = frozenset(self.cfg.features)
         self.perf = PerformanceState(self.cfg)
         self.clocks = PartitionClocks(self.cfg.allowed_lateness, self.cfg.idle_partition_timeout)
+        self.versions = VersionLog(max(w.length for w in self.cfg.windows))
         if self.reference is not None:
             self._install(self.reference)
 
@@ -130,12 +144,18 @@ class ModelState:
         ref = self.cfg.reference
         return isinstance(ref, BootstrapReference) and ref.rebaseline_on_version_change
 
-    def _start_rebaseline(self) -> None:
-        """Forget the old version's reference and windows; profile the new version afresh."""
+    @property
+    def version(self) -> str | None:
+        """The newest version still present in the windows (see :mod:`monitor.state.versions`)."""
+        return self.versions.current
+
+    def _start_rebaseline(self, version: str | None) -> None:
+        """Forget the old reference and windows; profile ``version`` afresh."""
         self.reference = None
         self.slots = ()
         self.windows = {}
         self._bootstrap = []
+        self._rebaseline_to = version
 
     @property
     def bootstrap_needed(self) -> int:
@@ -166,12 +186,13 @@ class ModelState:
         for p in preds:
             if not p.features.keys() <= known:  # a subset test allocates nothing; rare path
                 result.unknown_features += len(p.features.keys() - known)
-        if preds and preds[-1].version is not None:
-            new = preds[-1].version
-            if self.version is not None and new != self.version and self._rebaseline:
-                self._start_rebaseline()
-                preds = [p for p in preds if p.version == new]  # only the new version's events
-            self.version = new
+        new_versions = self.versions.observe(preds)
+        if new_versions and self._rebaseline:
+            self._start_rebaseline(new_versions[-1])
+        elif self._rebaseline_to is not None and self._rebaseline_to not in self.versions.present():
+            # The version being profiled is gone (a canary rolled back too soon): profile the
+            # one that is current instead, or the model would stay without a reference.
+            self._start_rebaseline(self.versions.current)
         if self.reference is None:
             return self._buffer_for_bootstrap(preds, result, partition, arrived_at)
         # Duplicate ids count once: dropped before anything, so a re-sent duplicate with a
@@ -203,15 +224,26 @@ class ModelState:
     def _buffer_for_bootstrap(
         self, preds: Sequence[Prediction], result: AddResult, partition: int, arrived_at: float
     ) -> AddResult:
-        take = min(len(preds), self.bootstrap_needed)
-        self._bootstrap.extend((partition, p) for p in preds[:take])
+        need, target = self.bootstrap_needed, self._rebaseline_to
+        if target is None:
+            take, rest = list(preds[:need]), preds[need:]
+        else:  # a rebaseline profiles the new version alone; the rest is counted once it is done
+            take, rest = [], ()
+            for i, p in enumerate(preds):
+                if p.version == target:
+                    take.append(p)
+                    if len(take) == need:
+                        rest = preds[i + 1 :]
+                        break
+        self._bootstrap.extend((partition, p) for p in take)
         if self.bootstrap_needed == 0:
             buffered, self._bootstrap = self._bootstrap, []
             self._install(bootstrap_reference(self.cfg, [p for _, p in buffered]))
+            self._rebaseline_to = None
             # Replayed partition by partition (in arrival order within each), so each event is
             # judged against its own partition's time, as if it had just arrived.
             groups: dict[int, list[Prediction]] = {}
-            for part, p in [*buffered, *((partition, p) for p in preds[take:])]:
+            for part, p in [*buffered, *((partition, p) for p in rest)]:
                 groups.setdefault(part, []).append(p)
             delays = []
             for part, group in groups.items():
@@ -233,7 +265,9 @@ class ModelState:
         bootstrapped = isinstance(self.cfg.reference, BootstrapReference)
         return {
             "event_time": self.clocks.to_state(),
-            "version": self.version,
+            "version": self.version,  # informational; "versions" is what is restored
+            "versions": self.versions.to_state(),
+            "rebaseline_to": self._rebaseline_to,
             "reference_hash": ref.content_hash if ref else None,
             "reference": ref.to_dict() if ref is not None and bootstrapped else None,
             "bootstrap": [[part, p._asdict()] for part, p in self._bootstrap],
@@ -259,7 +293,14 @@ class ModelState:
             ring.load_state(meta["windows"][name], arrays, f"{prefix}.w.{name}")
         self.perf.load_state(meta["perf"], arrays, f"{prefix}.perf")
         self.clocks.load_state(meta["event_time"])
-        self.version = meta["version"]
+        if "versions" in meta:
+            self.versions.load_state(meta["versions"])
+            target = meta["rebaseline_to"]
+            if target is not None and (not isinstance(target, str) or target not in self.versions):
+                raise ValueError(f"model {self.cfg.name}: rebaseline to an unknown version")
+            self._rebaseline_to = target
+        elif meta["version"] is not None:  # a checkpoint from before version logs: one version
+            self.versions.load_state([[meta["version"], self.newest_seen]])
         self._bootstrap = [(int(part), Prediction(**p)) for part, p in meta["bootstrap"]]
 
     def views(self) -> list[WindowView]:
