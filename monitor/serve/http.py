@@ -111,11 +111,26 @@ class HttpServer:
             return []  # the headers (Content-Length included) are already given
         return body
 
+    def _metrics(self, environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        # prometheus_client answers HEAD with 405 and gives no Content-Length: ask it for a GET
+        # and measure the body, so a HEAD gets the same headers as a GET.
+        captured: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.append((status, headers))
+            return None  # the exposition never calls write()
+
+        body = b"".join(self._metrics_app({**environ, "REQUEST_METHOD": "GET"}, capture))
+        status, headers = captured[0]
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start(status, [*kept, ("Content-Length", str(len(body)))])
+        return [body]
+
     def _route(
         self, path: str, environ: dict[str, Any], start: Callable[..., Any]
     ) -> Iterable[bytes]:
         if path == "/metrics":
-            return self._metrics_app(environ, start)  # type: ignore[no-any-return]
+            return self._metrics(environ, start)
         if path in OPEN_PATHS:
             ok, why = (self._liveness if path == "/healthz" else self._readiness)()
             status = "200 OK" if ok else "503 Service Unavailable"
