@@ -113,8 +113,7 @@ class App:
             lambda: self.snapshot,
             self.liveness,
             self.readiness,
-            settings.http.host,
-            settings.http.port,
+            settings.http,
         )
 
     # -- health -------------------------------------------------------------------------------
@@ -202,7 +201,13 @@ class App:
         with ExitStack() as stack:
             self.http.start()
             stack.callback(self.http.stop)
-            log.info("serving /metrics on %s:%d", self.settings.http.host, self.http.port)
+            log.info(
+                "serving /metrics on %s://%s:%d%s",
+                "https" if self.http.tls else "http",
+                self.settings.http.host,
+                self.http.port,
+                " with basic auth" if self.http.auth else "",
+            )
             self.actions.start()
             stack.callback(self.actions.stop, self.settings.shutdown.deadline / 2)
             positions = self.store.restore()

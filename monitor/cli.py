@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__
+from monitor.serve.web_config import load_web_config
 from monitor.settings import ConfigError, Settings
 from monitor.settings_loader import load_settings
 
@@ -27,7 +28,11 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: Path) -> Settings:
-    return load_settings(path)
+    settings = load_settings(path)
+    # The web config (TLS, basic auth) is another file: validated by every command, like the
+    # daemon's start does, so validate-config and check catch a missing cert or a bad hash.
+    load_web_config(settings.http.web_config_file)
+    return settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -100,8 +100,20 @@ class KafkaSettings(_Section):
 
 
 class HttpSettings(_Section):
+    """Where the endpoints listen and how much a client may take (see ``serve/connections``)."""
+
+    #: 0.0.0.0 serves every interface: bind 127.0.0.1 to keep the endpoints on the host.
     host: str = "0.0.0.0"
     port: int = Field(9108, ge=0, le=65535)
+    #: TLS and basic auth, in the Prometheus exporter-toolkit format (node_exporter's
+    #: --web.config.file); relative paths inside it are relative to that file.
+    web_config_file: Path | None = None
+    #: A connection that sends or takes nothing for this long is closed.
+    idle_timeout: Duration = Field(10.0, gt=0)
+    #: A connection is closed this long after it was accepted, whatever it is doing.
+    request_timeout: Duration = Field(30.0, gt=0)
+    #: Connections served at once (one thread each); more wait in the listen backlog.
+    max_connections: int = Field(8, ge=1, le=1024)
 
 
 class StateSettings(_Section):

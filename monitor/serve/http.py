@@ -1,37 +1,43 @@
 """The HTTP endpoints: ``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status`` and ``/``.
 
-Served from a background thread; every request reads the latest immutable snapshot (one
-reference, swapped whole by the evaluator) and the registry, never the live state.
+Every request reads the latest immutable snapshot (one reference, swapped whole by the
+evaluator) and the registry, never the live state. Only ``GET`` and ``HEAD`` (``405`` with
+``Allow`` otherwise; ``HEAD`` answers with the headers alone). With ``basic_auth_users`` in the
+web config every path asks for credentials except ``/healthz`` and ``/readyz``, which tell
+nothing but "ok" or why not, so kubelet probes need no password in a manifest. Connections,
+TLS and their limits: :mod:`monitor.serve.connections`.
 """
 
 from __future__ import annotations
 
 import html
-import threading
+import logging
+import time
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from monitor.serve.basic_auth import CHALLENGE, BasicAuth
+from monitor.serve.connections import BoundedServer, Limits
+from monitor.serve.web_config import WebConfig, load_web_config
+from monitor.settings import HttpSettings
 from monitor.snapshot import Snapshot
 
+log = logging.getLogger(__name__)
+
 Health = Callable[[], tuple[bool, str]]
-
-
-class _Threading(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # scrapes every 15 s would drown the daemon's own log
+METHODS = ("GET", "HEAD")
+#: Answer without credentials: liveness and readiness say "ok" or why not, nothing more.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class HttpServer:
-    """``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status`` and a small status page."""
+    """``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status`` and a small status page.
+
+    The web config file is read here, so a bad one stops the daemon before anything starts.
+    """
 
     def __init__(
         self,
@@ -39,35 +45,93 @@ class HttpServer:
         latest: Callable[[], Snapshot | None],
         liveness: Health,
         readiness: Health,
-        host: str,
-        port: int,
+        settings: HttpSettings,
+        *,
+        web: WebConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics_app = make_wsgi_app(registry)
         self._latest = latest
         self._liveness = liveness
         self._readiness = readiness
-        self._server = make_server(host, port, self._app, _Threading, handler_class=_Quiet)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="modelmon-http", daemon=True
+        web = web if web is not None else load_web_config(settings.web_config_file)
+        self.tls = web.tls is not None
+        self._auth = BasicAuth(web.users) if web.users else None
+        if web.users and web.tls is None:
+            log.warning("basic auth without TLS: passwords cross the network in clear text")
+        limits = Limits(settings.idle_timeout, settings.request_timeout, settings.max_connections)
+        self._server = BoundedServer(
+            self._app, settings.host, settings.port, limits, tls=web.tls, clock=clock
         )
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
+
+    @property
+    def auth(self) -> bool:
+        """Whether basic auth is on."""
+        return self._auth is not None
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def _app(self, environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if (
+            self._auth is not None
+            and path not in OPEN_PATHS
+            and not self._auth.check(environ.get("HTTP_AUTHORIZATION"))
+        ):
+            body: Iterable[bytes] = _reply(
+                start,
+                "401 Unauthorized",
+                "text/plain",
+                b"unauthorized\n",
+                [("WWW-Authenticate", CHALLENGE)],
+            )
+        elif method not in METHODS:
+            body = _reply(
+                start,
+                "405 Method Not Allowed",
+                "text/plain",
+                b"method not allowed\n",
+                [("Allow", ", ".join(METHODS))],
+            )
+        else:
+            body = self._route(path, environ, start)
+        if method == "HEAD":
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            return []  # the headers (Content-Length included) are already given
+        return body
+
+    def _metrics(self, environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        # prometheus_client answers HEAD with 405 and gives no Content-Length: ask it for a GET
+        # and measure the body, so a HEAD gets the same headers as a GET.
+        captured: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.append((status, headers))
+            return None  # the exposition never calls write()
+
+        body = b"".join(self._metrics_app({**environ, "REQUEST_METHOD": "GET"}, capture))
+        status, headers = captured[0]
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start(status, [*kept, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _route(
+        self, path: str, environ: dict[str, Any], start: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if path == "/metrics":
-            return self._metrics_app(environ, start)  # type: ignore[no-any-return]
-        if path in ("/healthz", "/readyz"):
+            return self._metrics(environ, start)
+        if path in OPEN_PATHS:
             ok, why = (self._liveness if path == "/healthz" else self._readiness)()
             status = "200 OK" if ok else "503 Service Unavailable"
             return _reply(start, status, "text/plain; charset=utf-8", (why + "\n").encode())
@@ -125,6 +189,13 @@ class HttpServer:
 _PAGE_PERF = ("accuracy", "f1", "roc_auc", "mae", "rmse", "estimated_accuracy")
 
 
-def _reply(start: Callable[..., Any], status: str, ctype: str, body: bytes) -> list[bytes]:
-    start(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+def _reply(
+    start: Callable[..., Any],
+    status: str,
+    ctype: str,
+    body: bytes,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), *(extra or [])]
+    start(status, headers)
     return [body]

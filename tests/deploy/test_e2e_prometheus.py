@@ -52,6 +52,7 @@ from tests.support.deploy_checks import (
     substitute,
 )
 from tests.support.helpers import RunningApp, Topics, make_config, require_prometheus_tool
+from tests.support.tls import bcrypt_hash, make_pki, write_web_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
@@ -271,12 +272,20 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-def prometheus_for(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
-    """Start Prometheus scraping the daemon on a port, with the (faster) shipped rules."""
+def prometheus_for(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
+    """Start Prometheus scraping the daemon on a port, with the (faster) shipped rules.
+
+    ``jobs`` adds settings to the modelmon job (``scheme``, ``tls_config``, ``basic_auth``) and
+    ``extra_jobs`` adds scrape jobs of its own.
+    """
     binary = require_prometheus_tool("prometheus")
     started: list[Prometheus] = []
 
-    def start(daemon_port: int) -> Prometheus:
+    def start(
+        daemon_port: int,
+        job: dict[str, Any] | None = None,
+        extra_jobs: list[dict[str, Any]] | None = None,
+    ) -> Prometheus:
         workdir = tmp_path / "prometheus"
         workdir.mkdir()
         rules = workdir / RULES.name
@@ -288,7 +297,9 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
                 {
                     "job_name": "modelmon",  # the rules select job="modelmon"
                     "static_configs": [{"targets": [f"127.0.0.1:{daemon_port}"]}],
-                }
+                    **(job or {}),
+                },
+                *(extra_jobs or []),
             ],
         }
         path = workdir / "prometheus.yml"
@@ -312,7 +323,7 @@ def test_drift_alert_fires_and_every_dashboard_query_returns_data(
     tmp_path: Path,
     receiver: WebhookReceiver,
     run_app: Callable[..., RunningApp],
-    prometheus_for: Callable[[int], Prometheus],
+    prometheus_for: Callable[..., Prometheus],
 ) -> None:
     test_started, clock = time.time(), time.monotonic()
     phases: dict[str, float] = {}  # seconds since the start, printed at the end (pytest -s)
@@ -444,3 +455,73 @@ def test_drift_alert_fires_and_every_dashboard_query_returns_data(
             assert 50_000 < len(png) < 400_000, len(png)
         phases["picture drawn"] = time.monotonic() - clock
     print("e2e phases (s):", {k: round(v, 1) for k, v in phases.items()})
+
+
+# --- TLS and basic auth -----------------------------------------------------------------------
+
+SCRAPE_PASSWORD = "e2e-scrape-password"
+
+
+def test_prometheus_scrapes_over_tls_with_basic_auth(
+    broker: EmbeddedBroker,
+    topics: Topics,
+    tmp_path: Path,
+    run_app: Callable[..., RunningApp],
+    prometheus_for: Callable[..., Prometheus],
+) -> None:
+    """node_exporter's web config format: Prometheus scrapes with ``scheme: https``, the CA and
+    basic auth; the series arrive. A job with a wrong password is down with a 401."""
+    pki = make_pki(tmp_path / "tls")
+    web_config = write_web_config(
+        tmp_path / "web-config.yml",
+        {
+            "tls_server_config": {"cert_file": "tls/server.crt", "key_file": "tls/server.key"},
+            "basic_auth_users": {"prometheus": bcrypt_hash(SCRAPE_PASSWORD)},
+        },
+    )
+    password_file = tmp_path / "scrape-password"
+    password_file.write_text(SCRAPE_PASSWORD, encoding="utf-8")
+    model = {
+        "name": "fraud",
+        "features": features_of("fraud"),
+        "reference": {"bootstrap_events": 500},
+    }
+    http = {"host": "127.0.0.1", "port": 0, "web_config_file": str(web_config)}
+    app = run_app(make_config(broker, topics, [model], tmp_path, http=http))
+    app.wait_for(lambda: app.app.http.port > 0, what="http")
+    port = app.app.http.port
+    tls = {"scheme": "https", "tls_config": {"ca_file": str(pki.ca)}}
+    prom = prometheus_for(
+        port,
+        job={**tls, "basic_auth": {"username": "prometheus", "password_file": str(password_file)}},
+        extra_jobs=[
+            {
+                "job_name": "modelmon-wrong-password",
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                "basic_auth": {"username": "prometheus", "password": "not-the-password"},
+                **tls,
+            }
+        ],
+    )
+
+    def targets() -> dict[str, dict[str, Any]]:
+        active = prom.api("targets", state="active")["activeTargets"]
+        return {t["labels"]["job"]: t for t in active if t["lastScrape"] != "0001-01-01T00:00:00Z"}
+
+    deadline = time.monotonic() + 30
+    while not {"modelmon", "modelmon-wrong-password"} <= targets().keys():
+        assert time.monotonic() < deadline, f"targets never scraped: {targets()}"
+        time.sleep(0.5)
+    scraped = targets()
+    assert scraped["modelmon"]["health"] == "up", scraped["modelmon"]["lastError"]
+    assert scraped["modelmon"]["scrapeUrl"] == f"https://127.0.0.1:{port}/metrics"
+    assert scraped["modelmon-wrong-password"]["health"] == "down"
+    assert "401" in scraped["modelmon-wrong-password"]["lastError"]
+
+    series = prom.api("query", query='count({job="modelmon", __name__=~"modelmon_.+"})')
+    assert int(series["result"][0]["value"][1]) >= 10, series
+    build = prom.api("query", query='modelmon_build_info{job="modelmon"}')["result"]
+    assert len(build) == 1, build
+    assert not prom.api("query", query='{job="modelmon-wrong-password", __name__!~"up|scrape_.+"}')[
+        "result"
+    ], "no series through a wrong password"

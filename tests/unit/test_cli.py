@@ -51,6 +51,29 @@ def test_env_error_names_the_key(tmp_path: Path) -> None:
     assert result.returncode == 2 and "http.port" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["validate-config", "run"])
+def test_a_bad_web_config_is_one_line_naming_the_key(tmp_path: Path, command: str) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  prometheus: hunter2\n", encoding="utf-8")
+    config = tmp_path / "modelmon.yaml"
+    config.write_text((ROOT / "config" / "modelmon.yaml").read_text(), encoding="utf-8")
+    env = {**os.environ, "MODELMON_HTTP__WEB_CONFIG_FILE": str(web)}
+    args = [str(config)] if command == "validate-config" else ["--config", str(config)]
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", command, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "basic_auth_users.prometheus: not a bcrypt hash" in lines[0]
+    assert "hunter2" not in result.stderr
+
+
 def test_missing_reference_fails_at_start(tmp_path: Path) -> None:
     result = modelmon("run", "--config", str(ROOT / "config" / "modelmon.yaml"))
     assert result.returncode == 2
