@@ -190,7 +190,15 @@ class Actions:
         with self.lock:
             return self.policy.to_state()
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def restorer(self, state: dict[str, Any]) -> Callable[[], None]:
+        """Parse and check ``state`` now (ValueError if unusable); the call installs it."""
         policy = Policy.from_state(state, self._settings.models, self._clock)
-        with self.lock:
-            self.policy = policy
+
+        def install() -> None:
+            with self.lock:
+                self.policy = policy
+
+        return install
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.restorer(state)()

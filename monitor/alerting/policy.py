@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 
 from monitor.settings import ModelSettings, PolicySettings
 from monitor.snapshot import ModelResult, Snapshot, WindowResult
+from monitor.state import restore_checks as checks
 from monitor.vocabulary import FeatureKind
 
 __all__ = ["Finding", "Policy", "Reason", "Rule", "rules_for"]
@@ -336,19 +337,40 @@ class Policy:
     ) -> Policy:
         """Rebuild from :meth:`to_state`. Models no longer configured are dropped, new ones
         start fresh; time spent down does not count toward a cooldown."""
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"unsupported policy state format {state.get('format')!r}")
-        policy = cls(settings_models, clock, lineage=str(state["lineage"]))
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
+            found = state.get("format") if isinstance(state, Mapping) else None
+            raise ValueError(f"unsupported policy state format {found!r}")
+        lineage = checks.text(state.get("lineage"), "policy lineage")
+        policy = cls(settings_models, clock, lineage=lineage)
         now = clock()
-        for name, raw in state["models"].items():
+        for name, raw in checks.mapping(state.get("models"), "policy models").items():
             if name in policy._state:  # rules no longer configured are never read
-                age = raw["last_sent"]
-                policy._state[name] = _PolicyState(
-                    **{
-                        **raw,
-                        "history": {r: list(h) for r, h in raw["history"].items()},
-                        "fired_rules": list(raw["fired_rules"]),
-                        "last_sent": None if age is None else now - float(age),
-                    }
-                )
+                policy._state[name] = _restore(raw, now, policy._cfg[name].policy)
         return policy
+
+
+def _restore(raw: object, now: float, policy: PolicySettings) -> _PolicyState:
+    """One model's state from :meth:`Policy.to_state`, every field type-checked."""
+    d = checks.mapping(raw, "policy model state")
+    if set(d) != set(_PolicyState.__dataclass_fields__):
+        raise ValueError("policy model state has other fields than this modelmon writes")
+    keep = policy.breaches_window or policy.breaches_to_fire
+    history = {}
+    for rule, outcomes in checks.mapping(d["history"], "policy history").items():
+        if not all(isinstance(o, bool) for o in checks.sequence(outcomes, "policy history")):
+            raise ValueError("policy history must hold booleans")
+        history[rule] = list(outcomes)[-keep:]
+    fired = checks.sequence(d["fired_rules"], "policy fired_rules")
+    if not isinstance(d["degraded"], bool) or not isinstance(d["notified"], bool):
+        raise ValueError("policy degraded and notified must be booleans")
+    age = d["last_sent"]
+    return _PolicyState(
+        degraded=d["degraded"],
+        notified=d["notified"],
+        history=history,
+        clean_streak=checks.integer(d["clean_streak"], "policy clean_streak", minimum=0),
+        fired_rules=[checks.text(r, "policy fired rule") for r in fired],
+        last_sent=None if age is None else now - checks.number(age, "policy last_sent"),
+        transitions=checks.integer(d["transitions"], "policy transitions", minimum=0),
+        version=checks.optional_text(d["version"], "policy version"),
+    )
