@@ -317,8 +317,10 @@ class LabelJoin:
     def load_state(self, state: object, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> None:
         """Restore :meth:`to_state`; raises ValueError for any part that does not fit."""
         meta = checks.mapping(state, f"{prefix} join")
-        keys = arrays.get(f"{prefix}.keys")
-        n = keys.shape[0] if keys is not None and keys.ndim == 1 else -1
+        found = arrays.get(f"{prefix}.keys")
+        if found is None or found.ndim != 1:
+            raise ValueError(f"checkpoint array {prefix}.keys is missing or not one-dimensional")
+        n = found.shape[0]
         keys = checks.array(arrays, f"{prefix}.keys", np.uint64, (n,))
         ts = checks.array(arrays, f"{prefix}.ts", np.float64, (n,))
         pred = checks.array(arrays, f"{prefix}.pred", np.float64, (n,))
