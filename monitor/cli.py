@@ -10,7 +10,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.settings import ConfigError, Settings
-from monitor.settings_loader import load_settings
+from monitor.settings_loader import check_state_dir, load_settings, one_line, redact
 
 log = logging.getLogger("monitor")
 
@@ -36,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     _setup_logging(args.log_level or settings.log_level)
     states = load_states(settings, base=args.config.resolve().parent)
+    check_state_dir(settings)  # before anything connects or opens the outbox there
     log.info(
         "modelmon %s starting: %d model(s), brokers %s",
         __version__,
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"modelmon: config error: {exc}", file=sys.stderr)
+        print(f"modelmon: config error: {one_line(redact(str(exc)))}", file=sys.stderr)
         return 2
 
 

@@ -20,6 +20,7 @@ FOUNDATION = (
     "monitor",
     "monitor.settings",
     "monitor.settings_loader",
+    "monitor.safe_yaml",
     "monitor.events",
     "monitor.snapshot",
     "monitor.vocabulary",
