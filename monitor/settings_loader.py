@@ -17,36 +17,14 @@ import yaml
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from monitor.redaction import one_line, redact
 from monitor.safe_yaml import YamlFileError, read_yaml_file
 from monitor.settings import ENV_PREFIX, ConfigError, Settings
 
-#: Longest message a config error prints: one screen line or two, whatever the input.
-MAX_MESSAGE = 400
 _GOT = 60  # characters of an offending value quoted back
 _SENSITIVE = re.compile(r"secret|password|passwd|token|credential|sasl|ssl_key", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
-_URL_QUERY = re.compile(r"\?[^\s'\"]*")
 #: Where a model override came from: (model index, key path) → environment variable.
 _Origins = dict[tuple[int, tuple[str, ...]], str]
-
-
-def redact(text: str) -> str:
-    """``text`` without URL userinfo or query strings, which may carry tokens.
-
-    >>> redact("https://user:pw@hooks.example/x?token=abc and more")
-    'https://***@hooks.example/x?*** and more'
-    """
-    return _URL_QUERY.sub("?***", _URL_USERINFO.sub("***@", text))
-
-
-def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` on one line, at most ``limit`` characters.
-
-    >>> one_line("a\nb " + "c" * 10, limit=8)
-    'a b ccc…'
-    """
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _apply_model_env(models: list[Any], environ: Mapping[str, str]) -> _Origins:

@@ -27,6 +27,8 @@ from monitor.alerting.standard_webhooks import (
     WebhookEndpoint,
     validate_webhook_url,
 )
+from monitor.alerting.targets import display_url
+from monitor.redaction import redact
 from monitor.settings import ConfigError, Settings, WebhookSettings
 from monitor.snapshot import Snapshot
 
@@ -76,7 +78,15 @@ def build_endpoints(
             )
             validate_webhook_url(hook.url, hook.allow_private_targets)
         except ValueError as exc:  # never includes the secret itself
-            raise ConfigError(f"{key}: {exc}") from None
+            raise ConfigError(f"{key}: {redact(str(exc))}") from None
+        except OSError as exc:  # DNS down or the name not yet published: not a config error
+            log.warning(
+                "%s: host of %s does not resolve now (%s); its events wait in the outbox and "
+                "each attempt resolves again (modelmon_webhook_resolve_failures_total)",
+                key,
+                display_url(hook.url),
+                redact(str(exc)),
+            )
         out[m.name] = endpoint
     return out
 

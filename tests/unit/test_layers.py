@@ -21,6 +21,7 @@ FOUNDATION = (
     "monitor.settings",
     "monitor.settings_loader",
     "monitor.safe_yaml",
+    "monitor.redaction",
     "monitor.events",
     "monitor.snapshot",
     "monitor.vocabulary",
