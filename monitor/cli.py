@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__
+from monitor.redaction import RedactingFilter, one_line, redact
 from monitor.serve.web_config import load_web_config
 from monitor.settings import ConfigError, Settings
-from monitor.settings_loader import load_settings
+from monitor.settings_loader import check_state_dir, load_settings
 
 log = logging.getLogger("monitor")
 
@@ -22,6 +23,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # every line, whichever library logs it
+        handler.addFilter(RedactingFilter())
     # kafka-python logs every reconnect attempt at WARNING/ERROR; ours say what matters.
     logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -41,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     _setup_logging(args.log_level or settings.log_level)
     states = load_states(settings, base=args.config.resolve().parent)
+    check_state_dir(settings)  # before anything connects or opens the outbox there
     log.info(
         "modelmon %s starting: %d model(s), brokers %s",
         __version__,
@@ -142,19 +146,27 @@ def cmd_webhook_test(args: argparse.Namespace) -> int:
 
     from monitor.alerting.actions import build_endpoints
     from monitor.alerting.delivery import send_test
+    from monitor.alerting.targets import display_url
 
     settings = _load(args.config)
     endpoints = build_endpoints(settings)
     if args.model not in endpoints:
         raise ConfigError(f"--model: model {args.model!r} has no webhook in {args.config}")
     endpoint = endpoints[args.model]
+    where = display_url(endpoint.url)  # never the userinfo or query, which may hold tokens
     try:
         response = send_test(endpoint)
+    except ValueError as exc:  # the target policy refused the address it resolved to
+        print(f"{where}: not sent ({redact(str(exc))})")
+        return 1
+    except OSError as exc:
+        print(f"{where}: cannot resolve the host ({exc.strerror or exc}); try again later")
+        return 1
     except httpx.HTTPError as exc:
-        print(f"{endpoint.url}: no answer ({exc})")
+        print(f"{where}: no answer ({redact(str(exc))})")
         return 1
     ok = 200 <= response.status_code < 300
-    print(f"{endpoint.url}: HTTP {response.status_code} ({'delivered' if ok else 'refused'})")
+    print(f"{where}: HTTP {response.status_code} ({'delivered' if ok else 'refused'})")
     return 0 if ok else 1
 
 
@@ -236,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"modelmon: config error: {exc}", file=sys.stderr)
+        print(f"modelmon: config error: {one_line(redact(str(exc)))}", file=sys.stderr)
         return 2
 
 

@@ -27,6 +27,8 @@ from monitor.alerting.standard_webhooks import (
     WebhookEndpoint,
     validate_webhook_url,
 )
+from monitor.alerting.targets import display_url
+from monitor.redaction import redact
 from monitor.settings import ConfigError, Settings, WebhookSettings
 from monitor.snapshot import Snapshot
 
@@ -76,7 +78,15 @@ def build_endpoints(
             )
             validate_webhook_url(hook.url, hook.allow_private_targets)
         except ValueError as exc:  # never includes the secret itself
-            raise ConfigError(f"{key}: {exc}") from None
+            raise ConfigError(f"{key}: {redact(str(exc))}") from None
+        except OSError as exc:  # DNS down or the name not yet published: not a config error
+            log.warning(
+                "%s: host of %s does not resolve now (%s); its events wait in the outbox and "
+                "each attempt resolves again (modelmon_webhook_resolve_failures_total)",
+                key,
+                display_url(hook.url),
+                redact(str(exc)),
+            )
         out[m.name] = endpoint
     return out
 
@@ -198,7 +208,15 @@ class Actions:
         with self.lock:
             return self.policy.to_state()
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def restorer(self, state: dict[str, Any]) -> Callable[[], None]:
+        """Parse and check ``state`` now (ValueError if unusable); the call installs it."""
         policy = Policy.from_state(state, self._settings.models, self._clock)
-        with self.lock:
-            self.policy = policy
+
+        def install() -> None:
+            with self.lock:
+                self.policy = policy
+
+        return install
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.restorer(state)()

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from monitor import redaction
+from monitor.alerting.delivery_metrics import DeliveryMetrics
 from monitor.alerting.outbox import Outbox, OutboxEntry
 from monitor.alerting.standard_webhooks import (
     DEFAULT_RETRY,
@@ -47,10 +49,11 @@ from monitor.alerting.standard_webhooks import (
     signed_headers,
     validate_webhook_url,
 )
+from monitor.alerting.targets import Resolver, check_url_syntax, pinned_client, system_resolver
+from monitor.redaction import redact
 
 __all__ = ["WebhookDispatcher", "send_test"]
 
-OUTCOMES: Final = ("delivered", "retry", "failed", "disabled", "expired")
 _EVENT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")  # ids become file names
 
 logger = logging.getLogger(__name__)
@@ -76,41 +79,7 @@ def _post(
     except httpx.TimeoutException as exc:
         return Attempt(AttemptKind.RETRY, f"timeout after {timeout:g}s ({type(exc).__name__})")
     except httpx.HTTPError as exc:
-        return Attempt(AttemptKind.RETRY, f"{type(exc).__name__}: {exc}")
-
-
-# --- dispatcher ----------------------------------------------------------------------------
-
-
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry, pending: Callable[[], int]) -> None:
-        self.deliveries = Counter(
-            "modelmon_webhook_deliveries",
-            "Webhook events by outcome (retry counts failed attempts that will be retried).",
-            ["model", "outcome"],
-            registry=registry,
-        )
-        self.attempts = Counter(
-            "modelmon_webhook_attempts", "Webhook delivery attempts.", ["model"], registry=registry
-        )
-        self.outbox_size = Gauge(
-            "modelmon_webhook_outbox_size",
-            "Webhook events waiting in the outbox.",
-            registry=registry,
-        )
-        self.outbox_size.set_function(pending)
-        self.last_success = Gauge(
-            "modelmon_webhook_last_success_timestamp_seconds",
-            "Unix time of the last delivered webhook.",
-            ["model"],
-            registry=registry,
-        )
-
-    def add_model(self, model: str) -> None:
-        # create the zero series up front so rate() and alerts see them before the first event
-        for outcome in OUTCOMES:
-            self.deliveries.labels(model=model, outcome=outcome)
-        self.attempts.labels(model=model)
+        return Attempt(AttemptKind.RETRY, redact(f"{type(exc).__name__}: {exc}"))
 
 
 class WebhookDispatcher:
@@ -127,8 +96,12 @@ class WebhookDispatcher:
     endpoints
         Endpoints known up front.
     client
-        HTTP client; by default one is created at :meth:`start` and closed at :meth:`stop`.
-        Redirects must not be followed (they would bypass :func:`validate_webhook_url`).
+        One HTTP client for every endpoint, checked by :func:`validate_webhook_url` before each
+        attempt (a check by name: for tests). By default each endpoint gets its own
+        :func:`~monitor.alerting.targets.pinned_client`, which checks the address it connects
+        to, closed at :meth:`stop`.
+    resolve
+        Name resolution for the default clients (tests inject one).
     retry
         Backoff schedule and maximum age.
     clock, wall
@@ -144,6 +117,7 @@ class WebhookDispatcher:
         registry: CollectorRegistry,
         endpoints: Iterable[WebhookEndpoint] = (),
         client: httpx.Client | None = None,
+        resolve: Resolver = system_resolver,
         retry: RetryPolicy = DEFAULT_RETRY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -151,7 +125,8 @@ class WebhookDispatcher:
     ) -> None:
         self._outbox = Outbox(Path(outbox_dir), clock=clock, wall=wall)
         self._client = client
-        self._own_client = client is None
+        self._resolve = resolve
+        self._clients: dict[tuple[str, bool], httpx.Client] = {}  # per endpoint and policy
         self._retry = retry
         self._wall = wall
         self._rng = rng if rng is not None else random.Random()
@@ -160,7 +135,7 @@ class WebhookDispatcher:
         self._disabled: set[str] = set()
         self._threads: dict[str, threading.Thread] = {}
         self._started = self._stopping = self._closed = False
-        self._metrics = _Metrics(registry, self._outbox.pending)
+        self._metrics = DeliveryMetrics(registry, self._outbox.pending)
         for endpoint in endpoints:
             self.register(endpoint)
 
@@ -205,8 +180,7 @@ class WebhookDispatcher:
             if self._started:
                 raise RuntimeError("webhook dispatcher already started")
             self._started = True
-            if self._client is None:
-                self._client = httpx.Client(follow_redirects=False)
+            redaction.install()  # httpx logs request URLs, which may hold tokens
             for name in self._endpoints:
                 self._spawn(name)
             orphans = sorted(set(self._outbox.endpoints()) - set(self._endpoints))
@@ -238,8 +212,10 @@ class WebhookDispatcher:
         if busy:
             logger.warning("webhook workers still busy at stop deadline: %s", ", ".join(busy))
             return False
-        if self._own_client and self._client is not None:
-            self._client.close()
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
         self._outbox.close()
         self._closed = True
         return True
@@ -318,15 +294,27 @@ class WebhookDispatcher:
 
     def _attempt(self, endpoint: WebhookEndpoint, entry: OutboxEntry) -> Attempt:
         try:
-            validate_webhook_url(endpoint.url, endpoint.allow_private)
-        except ValueError as exc:
+            if self._client is not None:  # a shared client checks by name first
+                validate_webhook_url(endpoint.url, endpoint.allow_private, self._resolve)
+            client = self._client or self._endpoint_client(endpoint)
+            headers = signed_headers(endpoint.keys(), entry.id, int(self._wall()), entry.body)
+            result = _post(client, endpoint.url, entry.body, headers, endpoint.timeout, self._wall)
+        except ValueError as exc:  # TargetRefusedError, from the check or the connection
             return Attempt(AttemptKind.FAILED, f"target refused: {exc}")
-        except OSError as exc:
+        except OSError as exc:  # the name did not resolve: DNS down, or not yet published
+            self._metrics.resolve_failures.labels(model=endpoint.name).inc()
             return Attempt(AttemptKind.RETRY, f"cannot resolve target: {exc}")
-        assert self._client is not None  # set by start(), which spawns the workers
+        # Counted once the target passed its check: a refused target is never attempted.
         self._metrics.attempts.labels(model=endpoint.name).inc()
-        headers = signed_headers(endpoint.keys(), entry.id, int(self._wall()), entry.body)
-        return _post(self._client, endpoint.url, entry.body, headers, endpoint.timeout, self._wall)
+        return result
+
+    def _endpoint_client(self, endpoint: WebhookEndpoint) -> httpx.Client:
+        key = (endpoint.name, endpoint.allow_private)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = pinned_client(endpoint.allow_private, self._resolve)
+            return client
 
     def _retry_later(self, entry: OutboxEntry, result: Attempt, where: str) -> None:
         delay = self._retry.delay(entry.attempts, self._rng)
@@ -360,18 +348,21 @@ def send_test(
     endpoint: WebhookEndpoint,
     *,
     client: httpx.Client | None = None,
+    resolve: Resolver = system_resolver,
     wall: Callable[[], float] = time.time,
 ) -> httpx.Response:
     """Send one signed ``model.test`` event, once, bypassing the outbox; return the response.
 
-    For ``modelmon webhook test``. Raises ``ValueError`` for a refused target and
-    ``httpx.HTTPError`` for transport failures.
+    For ``modelmon webhook test``. Raises ``ValueError`` for a refused target, ``OSError`` for
+    a name that does not resolve and ``httpx.HTTPError`` for transport failures.
     """
-    validate_webhook_url(endpoint.url, endpoint.allow_private)
+    redaction.install()
+    check_url_syntax(endpoint.url)
     now = wall()
     body = build_body("model.test", {"model": endpoint.name, "message": "modelmon test"}, now)
     headers = signed_headers(endpoint.keys(), f"msg_{uuid.uuid4().hex}", int(now), body)
     if client is not None:
+        validate_webhook_url(endpoint.url, endpoint.allow_private, resolve)
         return client.post(endpoint.url, content=body, headers=headers, timeout=endpoint.timeout)
-    with httpx.Client(follow_redirects=False) as own:
+    with pinned_client(endpoint.allow_private, resolve) as own:
         return own.post(endpoint.url, content=body, headers=headers, timeout=endpoint.timeout)

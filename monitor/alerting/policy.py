@@ -28,12 +28,14 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
+from monitor.alerting.policy_state import ModelPolicyState, restore_model_state
 from monitor.settings import ModelSettings, PolicySettings
 from monitor.snapshot import ModelResult, Snapshot, WindowResult
-from monitor.state.versions import MAX_VERSIONS, touch
+from monitor.state import restore_checks as checks
+from monitor.state.versions import touch
 from monitor.vocabulary import FeatureKind
 
 __all__ = ["Finding", "Policy", "Reason", "Rule", "rules_for"]
@@ -188,19 +190,6 @@ def _top_drifted(
     return tuple((f.feature, f.psi, f.drift_detected) for f in hits[:TOP_FEATURES])
 
 
-@dataclass(slots=True)
-class _PolicyState:
-    degraded: bool = False
-    notified: bool = False  # the current degradation has been emitted unsuppressed
-    history: dict[str, list[bool]] = field(default_factory=dict)  # evidenced outcomes per rule
-    clean_streak: int = 0
-    fired_rules: list[str] = field(default_factory=list)
-    last_sent: float | None = None  # clock time of the last unsuppressed model.degraded
-    transitions: int = 0
-    version: str | None = None  # the Snapshot's current version at the last evaluation
-    versions: list[str] = field(default_factory=list)  # seen, least recently seen first
-
-
 class Policy:
     """Per-model degradation state over successive Snapshots.
 
@@ -231,7 +220,7 @@ class Policy:
             m.name: m.policy.window or max(m.windows, key=lambda w: w.length).name
             for m in settings_models
         }
-        self._state = {m.name: _PolicyState() for m in settings_models}
+        self._state = {m.name: ModelPolicyState() for m in settings_models}
 
     def degraded(self, model: str) -> bool:
         """Whether ``model`` is in the degraded state (suppressed degradations included)."""
@@ -351,30 +340,13 @@ class Policy:
     ) -> Policy:
         """Rebuild from :meth:`to_state`. Models no longer configured are dropped, new ones
         start fresh; time spent down does not count toward a cooldown."""
-        if state.get("format") not in (1, STATE_FORMAT):
-            raise ValueError(f"unsupported policy state format {state.get('format')!r}")
-        policy = cls(settings_models, clock, lineage=str(state["lineage"]))
+        if not isinstance(state, Mapping) or state.get("format") not in (1, STATE_FORMAT):
+            found = state.get("format") if isinstance(state, Mapping) else None
+            raise ValueError(f"unsupported policy state format {found!r}")
+        lineage = checks.text(state.get("lineage"), "policy lineage")
+        policy = cls(settings_models, clock, lineage=lineage)
         now = clock()
-        for name, raw in state["models"].items():
+        for name, raw in checks.mapping(state.get("models"), "policy models").items():
             if name in policy._state:  # rules no longer configured are never read
-                age = raw["last_sent"]
-                policy._state[name] = _PolicyState(
-                    **{
-                        **raw,
-                        "history": {r: list(h) for r, h in raw["history"].items()},
-                        "fired_rules": list(raw["fired_rules"]),
-                        "versions": _versions(raw),
-                        "last_sent": None if age is None else now - float(age),
-                    }
-                )
+                policy._state[name] = restore_model_state(raw, now, policy._cfg[name].policy)
         return policy
-
-
-def _versions(raw: Mapping[str, Any]) -> list[str]:
-    """The seen versions of a model's saved state; format 1 knew only the last one."""
-    if "versions" not in raw:
-        return [] if raw["version"] is None else [str(raw["version"])]
-    seen = raw["versions"]
-    if not isinstance(seen, list) or not all(isinstance(v, str) for v in seen):
-        raise ValueError("policy state: versions is not a list of strings")
-    return seen[-MAX_VERSIONS:]

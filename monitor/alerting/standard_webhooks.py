@@ -1,6 +1,7 @@
 """Standard Webhooks v1 protocol: secrets, signatures, bodies, targets, responses and retries.
 
-Pure functions and value types with no I/O except the DNS lookup in :func:`validate_webhook_url`:
+Pure functions and value types with no I/O except the DNS lookup in :func:`validate_webhook_url`
+(the target policy itself lives in :mod:`monitor.alerting.targets`):
 what the dispatcher (:mod:`monitor.alerting.delivery`) signs and sends, how it reads a response and
 when it tries again. Kept apart from the dispatcher so that config validation and receivers'
 tests can use them without the outbox, threads or an HTTP client.
@@ -14,9 +15,7 @@ import email.utils
 import enum
 import hashlib
 import hmac
-import ipaddress
 import random
-import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,13 @@ import orjson
 from pydantic import SecretStr
 
 from monitor import __version__
+from monitor.alerting.targets import (
+    Resolver,
+    check_url_syntax,
+    display_url,
+    resolve_target,
+    system_resolver,
+)
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -124,27 +130,6 @@ def build_body(event_type: str, data: Mapping[str, Any], now: float) -> bytes:
 # --- endpoints and target policy -----------------------------------------------------------
 
 
-def _check_url_syntax(url: str) -> str:
-    """Check scheme, host and port without any lookup; return the host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"webhook URL scheme {parts.scheme!r} is not allowed; use http or https")
-    if not parts.hostname:
-        raise ValueError("webhook URL has no host")
-    try:
-        parts.port  # noqa: B018 - the property validates the port
-    except ValueError as exc:
-        raise ValueError(f"webhook URL has an invalid port: {exc}") from None
-    return parts.hostname
-
-
-def display_url(url: str) -> str:
-    """URL for logs: no userinfo or query, which may carry credentials."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
 @dataclass(frozen=True, slots=True)
 class WebhookEndpoint:
     """Where one model's events go.
@@ -179,36 +164,23 @@ class WebhookEndpoint:
             decode_secret(secret.get_secret_value())
         if not self.timeout > 0:
             raise ValueError(f"webhook endpoint {self.name!r}: timeout must be positive")
-        _check_url_syntax(self.url)
+        check_url_syntax(self.url)
 
     def keys(self) -> list[bytes]:
         """The HMAC keys of :attr:`secrets`, in order."""
         return [decode_secret(s.get_secret_value()) for s in self.secrets]
 
 
-def _non_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    for kind, hit in (
-        ("loopback", addr.is_loopback),
-        ("unspecified", addr.is_unspecified),
-        ("link-local", addr.is_link_local),
-        ("private", addr.is_private),
-        ("multicast", addr.is_multicast),
-        ("reserved", addr.is_reserved),
-        ("non-global", not addr.is_global),  # e.g. 100.64.0.0/10 carrier-grade NAT
-    ):
-        if hit:
-            return kind
-    return None
-
-
-def validate_webhook_url(url: str, allow_private: bool) -> None:
+def validate_webhook_url(
+    url: str, allow_private: bool, resolve: Resolver = system_resolver
+) -> None:
     """Refuse webhook targets that would let a config reach into the private network.
 
-    Literal IPs are checked directly; names are resolved with :func:`socket.getaddrinfo` and
-    every address must be public. Nothing is connected to. With ``allow_private`` only the URL
-    syntax is checked (no lookup).
+    Literal IPs are checked directly; names are resolved and every address must be public (an
+    IPv4 address carried in IPv6, e.g. ``::ffff:10.0.0.1`` or ``64:ff9b::a00:1``, is judged as
+    that IPv4 address). Nothing is connected to, so this is advice for config time: the
+    dispatcher's client checks again on the address it connects to (see
+    :mod:`monitor.alerting.targets`). With ``allow_private`` only the URL syntax is checked.
 
     Raises
     ------
@@ -221,24 +193,13 @@ def validate_webhook_url(url: str, allow_private: bool) -> None:
     >>> validate_webhook_url("http://10.1.2.3/hook", allow_private=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: webhook host '10.1.2.3' resolves to private address 10.1.2.3; set allow_private ...
+    monitor.alerting.targets.TargetRefusedError: webhook host '10.1.2.3' resolves to private ...
     """
-    host = _check_url_syntax(url)
+    host = check_url_syntax(url)
     if allow_private:
         return
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        port = urlsplit(url).port or (443 if url.lower().startswith("https") else 80)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for addr in addresses:
-        kind = _non_public(addr)
-        if kind is not None:
-            raise ValueError(
-                f"webhook host {host!r} resolves to {kind} address {addr}; "
-                "set allow_private to permit it"
-            )
+    port = urlsplit(url).port or (443 if url.lower().startswith("https") else 80)
+    resolve_target(host, port, allow_private, resolve)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

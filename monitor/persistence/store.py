@@ -20,17 +20,22 @@ import numpy.typing as npt
 from monitor.atomic import TMP_PREFIX
 from monitor.events import Offsets
 from monitor.persistence.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from monitor.state import restore_checks as checks
 from monitor.state.model_state import ModelState
 
 log = logging.getLogger(__name__)
 FILE_NAME = "checkpoint.mmc"
+_DETAIL = 300  # characters of a refused checkpoint's reason in the log
 
 
 class Stateful(Protocol):
     """A checkpoint part other than the model states (the policy); it guards itself."""
 
     def to_state(self) -> dict[str, Any]: ...
-    def load_state(self, state: dict[str, Any]) -> None: ...
+
+    def restorer(self, state: dict[str, Any]) -> Callable[[], None]:
+        """Parse and check ``state`` (raise if unusable); the returned call installs it."""
+        ...
 
 
 class StateStore:
@@ -85,27 +90,19 @@ class StateStore:
             return None
         try:
             ckpt = read_checkpoint(self.path)
-            fresh = {
-                name: ModelState(st.cfg, _file_reference(st)) for name, st in self._states.items()
-            }
-            models = ckpt.meta["models"]
-            for name, st in fresh.items():
-                if name not in models:
-                    raise CheckpointError(f"model {name} is not in the checkpoint")
-                st.load_state(models[name], ckpt.arrays, f"m.{name}")
-            offsets = {(str(t), int(p)): int(o) for t, p, o in ckpt.meta["offsets"]}
-            extras = ckpt.meta.get("extras", {})
-        except (CheckpointError, ValueError, KeyError, TypeError) as exc:
+            fresh, offsets, installs = self._parse(ckpt.meta, ckpt.arrays)
+        except Exception as exc:  # the file is input: whatever it holds, it is only replayed
             log.error(
-                "checkpoint %s ignored (%s): windows will be rebuilt by replay", self.path, exc
+                "checkpoint %s ignored (%s): windows will be rebuilt by replay",
+                self.path,
+                _one_line(exc),
             )
             return None
-        # All parts loaded: swap them in together.
+        # Every part parsed and checked: swap them in together (nothing below can fail).
         with self._lock:
             self._states.update(fresh)
-        for name, part in self._extras.items():
-            if name in extras:
-                part.load_state(extras[name])
+        for install in installs:
+            install()
         self.restore_seconds = time.perf_counter() - started
         self.last_saved = self._clock() - max(0.0, time.time() - ckpt.created_at)
         log.info(
@@ -116,8 +113,34 @@ class StateStore:
         )
         return offsets
 
+    def _parse(
+        self, meta: object, arrays: dict[str, npt.NDArray[Any]]
+    ) -> tuple[dict[str, ModelState], Offsets, list[Callable[[], None]]]:
+        """Every part of a checkpoint, built aside from the live state; raises if unusable."""
+        meta = checks.mapping(meta, "checkpoint")
+        models = checks.mapping(meta.get("models"), "checkpoint models")
+        fresh = {name: ModelState(st.cfg, _file_reference(st)) for name, st in self._states.items()}
+        for name, st in fresh.items():
+            if name not in models:
+                raise CheckpointError(f"model {name} is not in the checkpoint")
+            st.load_state(models[name], arrays, f"m.{name}")
+        offsets: Offsets = {}
+        for row in checks.sequence(meta.get("offsets"), "checkpoint offsets"):
+            topic, partition, offset = checks.sequence(row, "checkpoint offset", max_len=3)
+            key = (checks.text(topic, "topic"), checks.integer(partition, "partition", minimum=0))
+            offsets[key] = checks.integer(offset, "offset", minimum=0)
+        extras = checks.mapping(meta.get("extras", {}), "checkpoint extras")
+        installs = [part.restorer(extras[n]) for n, part in self._extras.items() if n in extras]
+        return fresh, offsets, installs
+
     def age(self) -> float:
         return float("nan") if self.last_saved is None else self._clock() - self.last_saved
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one bounded log-safe line (a crafted file chooses the message)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= _DETAIL else text[: _DETAIL - 1] + "…"
 
 
 def _file_reference(state: ModelState) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from monitor.state import restore_checks as checks
 from monitor.state.window import FloatArray, accept_on_time
 
 _NEVER = float("-inf")
@@ -85,5 +86,10 @@ class PartitionClocks:
         return {"newest": [[p, t] for p, t in sorted(self.newest.items())]}
 
     def load_state(self, meta: dict[str, Any]) -> None:
-        self.newest = {int(p): float(t) for p, t in meta["newest"]}
+        """Restore :meth:`to_state`; raises ValueError on anything but [[partition, time]]."""
+        newest = {}
+        for entry in checks.sequence(meta.get("newest"), "event_time.newest"):
+            part, t = checks.sequence(entry, "event_time entry", 2)
+            newest[checks.integer(part, "partition", 0)] = checks.number(t, "event time")
+        self.newest = newest
         self.last_active = {}

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from monitor.state import restore_checks as checks
+
 KeyArray = npt.NDArray[np.uint64]
 FloatArray = npt.NDArray[np.float64]
 PENDING, JOINED, DEAD = 0, 1, 2
@@ -312,17 +314,35 @@ class LabelJoin:
             arrays[f"{prefix}.{name}"] = getattr(self, name)
         return {"early": [[str(k), y, t] for k, (y, t) in self.early.items()]}
 
-    def load_state(
-        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
-    ) -> None:
-        self.keys = arrays[f"{prefix}.keys"].astype(np.uint64)
-        self.ts = arrays[f"{prefix}.ts"].astype(np.float64)
-        self.pred = arrays[f"{prefix}.pred"].astype(np.float64)
-        # Not reshape(-1, width): a regression model has width 0, where -1 is ambiguous.
-        self.proba = (
-            arrays[f"{prefix}.proba"].astype(np.float32).reshape(self.keys.size, self.proba_width)
-        )
-        self.state = arrays[f"{prefix}.state"].astype(np.uint8)
-        # Keys are 64-bit: kept as strings in JSON, which has no exact 64-bit integers.
-        self.early = {int(k): (float(y), float(t)) for k, y, t in meta["early"]}
+    def load_state(self, state: object, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> None:
+        """Restore :meth:`to_state`; raises ValueError for any part that does not fit."""
+        meta = checks.mapping(state, f"{prefix} join")
+        found = arrays.get(f"{prefix}.keys")
+        if found is None or found.ndim != 1:
+            raise ValueError(f"checkpoint array {prefix}.keys is missing or not one-dimensional")
+        n = found.shape[0]
+        keys = checks.array(arrays, f"{prefix}.keys", np.uint64, (n,))
+        ts = checks.array(arrays, f"{prefix}.ts", np.float64, (n,))
+        pred = checks.array(arrays, f"{prefix}.pred", np.float64, (n,))
+        # (n, width), not reshape(-1, width): a regression model has width 0.
+        proba = checks.array(arrays, f"{prefix}.proba", np.float32, (n, self.proba_width))
+        state = checks.array(arrays, f"{prefix}.state", np.uint8, (n,))
+        if n > 1 and not (keys[1:] > keys[:-1]).all():  # lookups bisect the keys
+            raise ValueError(f"checkpoint array {prefix}.keys is not strictly increasing")
+        if (state > DEAD).any() or not np.isfinite(ts).all():
+            raise ValueError(f"checkpoint {prefix}: row states or times out of range")
+        rows = checks.sequence(meta.get("early"), f"{prefix} early labels", self.max_early)
+        early: dict[int, tuple[float, float]] = {}
+        for row in rows:
+            key, y, t = checks.sequence(row, f"{prefix} early label", 3)
+            # Keys are 64-bit: kept as strings in JSON, which has no exact 64-bit integers.
+            digits = checks.text(key, "early label key")
+            if not (digits.isdigit() and len(digits) <= 20 and int(digits) < 2**64):
+                raise ValueError(f"checkpoint {prefix}: early label key is not a 64-bit key")
+            early[int(digits)] = (
+                checks.number(y, "early label value"),
+                checks.number(t, "early label time"),
+            )
+        self.keys, self.ts, self.pred = keys.copy(), ts.copy(), pred.copy()
+        self.proba, self.state, self.early = proba.copy(), state.copy(), early
         self._reset_buffer(1024)

@@ -29,6 +29,7 @@ from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
 from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
+from monitor.state import restore_checks as checks
 from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
 from monitor.state.performance_state import LabelResult, PerformanceState
@@ -281,27 +282,48 @@ class ModelState:
     def load_state(
         self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
     ) -> None:
-        """Restore :meth:`to_state`; raises ValueError if it does not fit this config."""
-        if meta["reference"] is not None:
-            self._install(ReferenceProfile.from_dict(meta["reference"]))
+        """Restore :meth:`to_state`; raises ValueError if it does not fit this config.
+
+        Meant for a fresh state: on an error it may be half-loaded, so the caller drops it.
+        """
+        name = self.cfg.name
+        meta = checks.mapping(meta, f"model {name}")
+        if meta.get("reference") is not None:
+            if not isinstance(self.cfg.reference, BootstrapReference):
+                raise ValueError(
+                    f"model {name}: the checkpoint carries a reference; config has one"
+                )
+            ref = ReferenceProfile.from_dict(meta["reference"])
+            if (ref.model, ref.task) != (name, self.cfg.task):
+                raise ValueError(f"model {name}: the checkpoint's reference is for another model")
+            self._install(ref)
         current = self.reference.content_hash if self.reference else None
-        if meta["reference_hash"] != current:
-            raise ValueError(f"model {self.cfg.name}: the reference changed since the checkpoint")
-        if set(meta["windows"]) != set(self.windows):
-            raise ValueError(f"model {self.cfg.name}: windows changed since the checkpoint")
-        for name, ring in self.windows.items():
-            ring.load_state(meta["windows"][name], arrays, f"{prefix}.w.{name}")
-        self.perf.load_state(meta["perf"], arrays, f"{prefix}.perf")
-        self.clocks.load_state(meta["event_time"])
+        if meta.get("reference_hash") != current:
+            raise ValueError(f"model {name}: the reference changed since the checkpoint")
+        windows = checks.mapping(meta.get("windows"), f"model {name} windows")
+        if set(windows) != set(self.windows):
+            raise ValueError(f"model {name}: windows changed since the checkpoint")
+        for window, ring in self.windows.items():
+            ring.load_state(windows[window], arrays, f"{prefix}.w.{window}")
+        self.perf.load_state(meta.get("perf"), arrays, f"{prefix}.perf")
+        self.clocks.load_state(checks.mapping(meta.get("event_time"), f"model {name} event_time"))
         if "versions" in meta:
             self.versions.load_state(meta["versions"])
-            target = meta["rebaseline_to"]
+            target = meta.get("rebaseline_to")
             if target is not None and (not isinstance(target, str) or target not in self.versions):
-                raise ValueError(f"model {self.cfg.name}: rebaseline to an unknown version")
+                raise ValueError(f"model {name}: rebaseline to an unknown version")
             self._rebaseline_to = target
-        elif meta["version"] is not None:  # a checkpoint from before version logs: one version
-            self.versions.load_state([[meta["version"], self.newest_seen]])
-        self._bootstrap = [(int(part), Prediction(**p)) for part, p in meta["bootstrap"]]
+        elif version := checks.optional_text(meta.get("version"), f"model {name} version"):
+            self.versions.load_state([[version, self.newest_seen]])  # before version logs
+        target_events = getattr(self.cfg.reference, "bootstrap_events", 0)
+        buffered = checks.sequence(meta.get("bootstrap"), f"model {name} bootstrap", target_events)
+        self._bootstrap = [
+            (
+                checks.integer(checks.sequence(item, "bootstrap entry", 2)[0], "partition", 0),
+                restore_prediction(self.cfg, item[1]),
+            )
+            for item in buffered
+        ]
 
     def views(self) -> list[WindowView]:
         """Copies of every window's totals, for an evaluation."""
@@ -310,6 +332,38 @@ class ModelState:
             start, end = ring.bounds()
             out.append(WindowView(name, start, end, ring.total.copy()))
         return out
+
+
+def restore_prediction(cfg: ModelSettings, raw: object) -> Prediction:
+    """A buffered bootstrap prediction from a checkpoint, typed as the decoder types them.
+
+    Only configured features are kept; their values and the prediction must be JSON scalars.
+    """
+    d = checks.mapping(raw, f"model {cfg.name} bootstrap event")
+    if set(d) != set(Prediction._fields):
+        raise ValueError(f"model {cfg.name}: a bootstrap event has other fields")
+    raw_features = checks.mapping(d["features"], "bootstrap event features")
+    features = {k: raw_features.get(k) for k in cfg.features if k in raw_features}
+    if not all(_scalar(v) for v in (*features.values(), d["prediction"])):
+        raise ValueError(f"model {cfg.name}: a bootstrap event holds a non-scalar value")
+    score = d["score"]
+    if isinstance(score, dict):
+        score = {str(k): checks.number(v, "bootstrap score") for k, v in score.items()}
+    elif score is not None:
+        score = checks.number(score, "bootstrap score")
+    return Prediction(
+        id=checks.text(d["id"], "bootstrap event id"),
+        model=cfg.name,
+        version=checks.optional_text(d["version"], "bootstrap event version"),
+        timestamp=checks.number(d["timestamp"], "bootstrap event timestamp"),
+        features=features,
+        prediction=d["prediction"],
+        score=score,
+    )
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float)
 
 
 def bootstrap_reference(cfg: ModelSettings, preds: Sequence[Prediction]) -> ReferenceProfile:

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from monitor.events import Label, Prediction
 from monitor.settings import ModelSettings
+from monitor.state import restore_checks as checks
 from monitor.state.encoding import TargetEncoder
 from monitor.state.join import JoinCounts, KeyArray, LabelJoin, Pairs, id_keys
 from monitor.state.window import AccumulatorRing
@@ -135,19 +136,29 @@ class PerformanceState:
             "join": self.join.to_state(arrays, f"{prefix}.join"),
         }
 
-    def load_state(
-        self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
-    ) -> None:
-        if set(meta["rings"]) != set(self.rings):
+    def load_state(self, state: object, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> None:
+        """Restore :meth:`to_state`; raises ValueError for any part that does not fit."""
+        meta = checks.mapping(state, f"model {self.cfg.name} performance")
+        rings = checks.mapping(meta.get("rings"), f"model {self.cfg.name} performance windows")
+        if set(rings) != set(self.rings):
             raise ValueError(f"model {self.cfg.name}: windows changed since the checkpoint")
-        from_state = (
-            RegressionAccumulator.from_state
-            if self.encoder.task == "regression"
-            else ClassificationAccumulator.from_state
-        )
         for name, ring in self.rings.items():
-            ring.load_state(meta["rings"][name], from_state)
-        self.join.load_state(meta["join"], arrays, f"{prefix}.join")
+            ring.load_state(rings[name], self._accumulator_from_state)
+        self.join.load_state(meta.get("join"), arrays, f"{prefix}.join")
+
+    def _accumulator_from_state(self, state: Any) -> Accumulator:
+        """One pane's accumulator, refused unless it is shaped as this model's config makes
+        them (checked before it is built: a crafted class count would allocate its square)."""
+        state = checks.mapping(state, f"model {self.cfg.name} accumulator")
+        template = self._new()
+        if isinstance(template, RegressionAccumulator):
+            return RegressionAccumulator.from_state(state)
+        for param in ("n_classes", "positive", "score_bins", "calibration_bins"):
+            if state.get(param) != getattr(template, param):
+                raise ValueError(
+                    f"model {self.cfg.name}: accumulator {param} differs from the config"
+                )
+        return ClassificationAccumulator.from_state(state)
 
     def expire(self, now: float) -> JoinCounts:
         return self.join.expire(now)

@@ -19,6 +19,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from monitor.state import restore_checks as checks
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 _EMPTY = np.iinfo(np.int64).min
@@ -43,6 +45,21 @@ def accept_on_time(
     before = np.maximum.accumulate(np.concatenate(([newest_seen], timestamps[:-1])))
     mask = timestamps >= before - allowed_lateness
     return mask, float(max(newest_seen, float(timestamps.max())))
+
+
+def _check_panes(pane_ids: IntArray, head: int | None, n_panes: int, prefix: str) -> None:
+    """Each live pane sits in its own slot and inside the window that ends at ``head``."""
+    live = pane_ids != _EMPTY
+    if not live.any():
+        return
+    ids = pane_ids[live]
+    if (
+        head is None
+        or (ids <= head - n_panes).any()
+        or (ids > head).any()
+        or ((ids % n_panes) != np.flatnonzero(live)).any()
+    ):
+        raise ValueError(f"checkpoint {prefix}: pane ids do not fit a window ending at {head}")
 
 
 class PaneRing:
@@ -134,13 +151,19 @@ class PaneRing:
     def load_state(
         self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
     ) -> None:
-        if (meta["width"], meta["n_panes"]) != (self.width, self.n_panes):
+        """Restore :meth:`to_state`; raises ValueError for any part that does not fit."""
+        meta = checks.mapping(meta, f"{prefix} window")
+        if (meta.get("width"), meta.get("n_panes")) != (self.width, self.n_panes):
             raise ValueError("window shape differs from the checkpoint (config changed)")
-        self.slots = arrays[f"{prefix}.slots"].astype(np.int32)
-        self.pane_ids = arrays[f"{prefix}.pane_ids"].astype(np.int64)
+        head = checks.optional_integer(meta.get("head"), f"{prefix}.head")
+        slots = checks.array(arrays, f"{prefix}.slots", np.int32, (self.n_panes, self.width))
+        pane_ids = checks.array(arrays, f"{prefix}.pane_ids", np.int64, (self.n_panes,))
+        _check_panes(pane_ids, head, self.n_panes, prefix)
+        if (slots < 0).any():
+            raise ValueError(f"checkpoint array {prefix}.slots holds negative counts")
+        self.slots, self.pane_ids, self.head = slots.copy(), pane_ids.copy(), head
         # The total is derived, so a checkpoint cannot hold an inconsistent one.
         self.total = self.slots.sum(axis=0, dtype=np.int64)
-        self.head = meta["head"]
 
     def bounds(self) -> tuple[float, float]:
         """Event-time ``[start, end)`` the window covers (NaN before the first event)."""
@@ -204,15 +227,23 @@ class AccumulatorRing(Generic[A]):
         }
 
     def load_state(self, meta: dict[str, Any], from_state: Callable[[Any], A]) -> None:
-        self.slots = [self._factory() for _ in range(self.n_panes)]
-        self.pane_ids = np.full(self.n_panes, _EMPTY, dtype=np.int64)
-        self.total = self._factory()
-        self.head = meta["head"]
-        for pane_id, state in meta["panes"]:
-            slot = pane_id % self.n_panes
-            self.slots[slot] = from_state(state)
-            self.pane_ids[slot] = pane_id
-            self.total.merge(self.slots[slot])
+        """Restore :meth:`to_state`; ``from_state`` rebuilds (and checks) one accumulator."""
+        meta = checks.mapping(meta, "accumulator window")
+        head = checks.optional_integer(meta.get("head"), "accumulator window head")
+        panes = checks.sequence(meta.get("panes"), "accumulator panes", max_len=self.n_panes)
+        slots = [self._factory() for _ in range(self.n_panes)]
+        pane_ids = np.full(self.n_panes, _EMPTY, dtype=np.int64)
+        total = self._factory()
+        for item in panes:
+            pane_id, state = checks.sequence(item, "accumulator pane", max_len=2)
+            slot = checks.integer(pane_id, "accumulator pane id") % self.n_panes
+            if pane_ids[slot] != _EMPTY:
+                raise ValueError(f"checkpoint holds two accumulator panes for slot {slot}")
+            slots[slot] = from_state(state)
+            pane_ids[slot] = pane_id
+            total.merge(slots[slot])
+        _check_panes(pane_ids, head, self.n_panes, "accumulator window")
+        self.slots, self.pane_ids, self.total, self.head = slots, pane_ids, total, head
 
     def add(
         self, timestamps: FloatArray, fill: Callable[[A, npt.NDArray[np.bool_]], None]

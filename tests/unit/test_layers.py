@@ -20,6 +20,8 @@ FOUNDATION = (
     "monitor",
     "monitor.settings",
     "monitor.settings_loader",
+    "monitor.safe_yaml",
+    "monitor.redaction",
     "monitor.events",
     "monitor.snapshot",
     "monitor.vocabulary",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import struct
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +88,143 @@ def test_not_a_checkpoint_and_missing_file(tmp_path: Path) -> None:
         read_checkpoint(other)
     with pytest.raises(CheckpointError, match="cannot read"):
         read_checkpoint(tmp_path / "absent.mmc")
+
+
+# --- crafted files: a valid checksum is no defence (anyone can compute one) -----------------
+
+
+def _signed(path: Path, payload: bytes, **header: object) -> None:
+    fields = {
+        "format_version": 1,
+        "created_at": 1.0,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "payload_bytes": len(payload),
+        **header,
+    }
+    raw = orjson.dumps(fields)
+    path.write_bytes(MAGIC + struct.pack(">I", len(raw)) + raw + payload)
+
+
+def _npz(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _npy_declaring(shape: tuple[int, ...], dtype: str, body: bytes) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return buf.getvalue() + body
+
+
+META_NPY = _npy(np.frombuffer(b"{}", dtype=np.uint8))
+
+
+def test_a_header_declaring_ten_gib_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "c.mmc"
+    _signed(path, b"x" * 100, payload_bytes=10 * 1024**3)
+    with pytest.raises(CheckpointError, match=r"over the \d+-byte limit"):
+        read_checkpoint(path)
+
+
+def test_a_payload_size_other_than_the_files_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.mmc"
+    _signed(path, b"x" * 100, payload_bytes=1000)
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_checkpoint(path)
+    _signed(path, b"x" * 100, payload_bytes=10)
+    with pytest.raises(CheckpointError, match="90 bytes after the declared payload"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("hlen", [2**32 - 1, 65 * 1024])
+def test_a_header_length_beyond_any_header_is_refused(tmp_path: Path, hlen: int) -> None:
+    path = tmp_path / "c.mmc"
+    path.write_bytes(MAGIC + struct.pack(">I", hlen) + b"{}")
+    with pytest.raises(CheckpointError, match="damaged header"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "field", [{"payload_bytes": "100"}, {"payload_bytes": True}, {"created_at": "now"}]
+)
+def test_header_fields_of_the_wrong_type_are_refused(tmp_path: Path, field: dict) -> None:
+    path = tmp_path / "c.mmc"
+    _signed(path, _npz({"__meta__.npy": META_NPY}), **field)
+    with pytest.raises(CheckpointError, match="damaged header"):
+        read_checkpoint(path)
+
+
+def test_an_absurd_array_shape_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    path = tmp_path / "c.mmc"
+    huge = _npy_declaring((10**8,), "<f8", b"\0" * 64)  # 800 MB declared, 64 bytes held
+    _signed(path, _npz({"__meta__.npy": META_NPY, "x.npy": huge}))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"declares shape \(100000000,\)"):
+            read_checkpoint(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 1024**2
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ({"x.npy": _npy(np.array([{"a": 1}], dtype=object))}, "dtype object"),
+        ({"x.npy": _npy(np.array(["text"]))}, "not a plain number"),
+        ({"x.npy": _npy(np.zeros(2, dtype=[("a", "<i4")]))}, "not a plain number"),
+        ({"x.npy": _npy_declaring((-2, -4), "<i1", b"\0" * 8)}, "declares shape"),
+        ({"x": _npy(np.zeros(2))}, "unexpected or repeated member"),
+        ({"x.npy": b"not an npy file at all"}, "unreadable"),
+    ],
+)
+def test_members_a_checkpoint_never_writes_are_refused(
+    tmp_path: Path, members: dict[str, bytes], reason: str
+) -> None:
+    path = tmp_path / "c.mmc"
+    _signed(path, _npz({"__meta__.npy": META_NPY, **members}))
+    with pytest.raises(CheckpointError, match=reason):
+        read_checkpoint(path)
+
+
+def test_a_compressed_member_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.mmc"
+    _signed(path, _npz({"__meta__.npy": META_NPY}, compression=zipfile.ZIP_DEFLATED))
+    with pytest.raises(CheckpointError, match="compressed"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (_npy(np.zeros(3)), "not an npz archive"),
+        (b"PK\x03\x04" + bytes(40), "not an npz archive"),
+        (_npz({}), "no __meta__"),
+        (_npz({"__meta__.npy": _npy(np.frombuffer(b"[1]", dtype=np.uint8))}), "not a JSON object"),
+        (_npz({"__meta__.npy": _npy(np.frombuffer(b"[" * 2000, dtype=np.uint8))}), "unreadable"),
+    ],
+)
+def test_payloads_that_are_not_a_checkpoints_are_refused(
+    tmp_path: Path, payload: bytes, reason: str
+) -> None:
+    path = tmp_path / "c.mmc"
+    _signed(path, payload)
+    with pytest.raises(CheckpointError, match=reason):
+        read_checkpoint(path)
+
+
+def test_a_directory_is_refused_as_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_checkpoint(tmp_path)

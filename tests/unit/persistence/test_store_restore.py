@@ -1,0 +1,335 @@
+"""StateStore.restore over crafted checkpoints: refused whole, one log line, live state untouched.
+
+Every crafted file below carries a valid checksum (anyone can compute one), so it is the
+parsing and the checks of each part that must refuse it, before anything is swapped in.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.actions import Actions
+from monitor.devkit.synthetic import Traffic, features_of
+from monitor.events import Label, Prediction
+from monitor.persistence.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from monitor.persistence.store import StateStore
+from monitor.settings import Settings
+from monitor.settings_loader import load_settings
+from monitor.state.model_state import ModelState
+
+OFFSETS = {("predictions", 0): 1200, ("labels", 1): 300}
+Meta = dict[str, Any]
+Arrays = dict[str, np.ndarray]
+
+
+def _settings(tmp_path: Path) -> Settings:
+    window = [{"name": "1h", "length": "1h", "pane": "1m"}]
+    return load_settings(
+        None,
+        overrides={
+            "state": {"dir": str(tmp_path / "state")},
+            "models": [
+                {
+                    "name": "fraud",
+                    "features": features_of("fraud"),
+                    "reference": {"bootstrap_events": 500},
+                    "windows": window,
+                },
+                {
+                    "name": "demand",
+                    "task": "regression",
+                    "features": features_of("demand"),
+                    "reference": {"bootstrap_events": 500},
+                    "windows": window,
+                },
+            ],
+        },
+    )
+
+
+def _preds(model: str, n: int) -> list[Prediction]:
+    events = Traffic(3).events(model, n, 1.8e9, 10.0)
+    return [
+        Prediction(
+            f"{model}-{i}",
+            model,
+            e["version"],
+            e["timestamp"],
+            e["features"],
+            e["prediction"],
+            e.get("score"),
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+class World:
+    """Two models (one bootstrapped with labels joined, one still bootstrapping) and a policy."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        cfg = _settings(tmp_path)
+        self.states = {m.name: ModelState(m) for m in cfg.models}
+        fraud = _preds("fraud", 800)
+        self.states["fraud"].add_predictions(fraud)
+        self.states["fraud"].add_labels(
+            [Label(p.id, "fraud", i % 2, p.timestamp + 5) for i, p in enumerate(fraud[:300])]
+        )
+        self.states["demand"].add_predictions(_preds("demand", 100))
+        self.actions = Actions(cfg, CollectorRegistry(), environ={})
+        self.pristine: Checkpoint | None = None
+        self.store = StateStore(
+            Path(cfg.state.dir), self.states, threading.Lock(), extras={"policy": self.actions}
+        )
+
+    def snapshot(self) -> tuple[dict[str, ModelState], dict[str, list[list[int]]], object]:
+        totals = {n: [v.total.tolist() for v in s.views()] for n, s in self.states.items()}
+        return dict(self.states), totals, self.actions.policy
+
+    def assert_untouched(self, before: tuple[dict[str, ModelState], Any, object]) -> None:
+        live, totals, policy = before
+        assert all(self.states[n] is live[n] for n in live)
+        assert {n: [v.total.tolist() for v in s.views()] for n, s in self.states.items()} == totals
+        assert self.actions.policy is policy
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    w.store.save(lambda: dict(OFFSETS))
+    w.pristine = read_checkpoint(w.store.path)
+    return w
+
+
+def _rewrite(world: World, change: Callable[[Meta, Arrays], None]) -> None:
+    ckpt = read_checkpoint(world.store.path)
+    meta, arrays = ckpt.meta, dict(ckpt.arrays)
+    change(meta, arrays)
+    write_checkpoint(world.store.path, meta, arrays)  # a fresh, valid checksum
+
+
+def _refused(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    before = world.snapshot()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="monitor.persistence.store"):
+        assert world.store.restore() is None
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    line = errors[0].getMessage()
+    assert "ignored" in line and "\n" not in line and len(line) < 500
+    world.assert_untouched(before)
+
+
+def test_a_valid_checkpoint_restores_models_policy_and_offsets(world: World) -> None:
+    before = world.snapshot()
+    assert world.store.restore() == OFFSETS
+    _, totals, policy = before
+    assert {n: [v.total.tolist() for v in s.views()] for n, s in world.states.items()} == totals
+    assert world.actions.policy is not policy
+    assert world.states["demand"].bootstrap_needed == 400
+
+
+def _set(path: str, value: Any) -> Callable[[Meta, Arrays], None]:
+    def change(meta: Meta, arrays: Arrays) -> None:
+        *parents, last = path.split("/")
+        node: Any = meta
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[int(last) if isinstance(node, list) else last] = value
+
+    return change
+
+
+def _array(name: str, value: np.ndarray) -> Callable[[Meta, Arrays], None]:
+    def change(meta: Meta, arrays: Arrays) -> None:
+        arrays[name] = value
+
+    return change
+
+
+def _edit(name: str, edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Meta, Arrays], None]:
+    def change(meta: Meta, arrays: Arrays) -> None:
+        arrays[name] = edit(arrays[name].copy())
+
+    return change
+
+
+W = "m.fraud.w.1h"
+J = "m.fraud.perf.join"
+CRAFTED: dict[str, Callable[[Meta, Arrays], None]] = {
+    # The policy part is parsed before any model state is swapped in.
+    "policy format": _set("extras/policy/format", 3),
+    "policy field type": _set("extras/policy/models/fraud/clean_streak", "many"),
+    "policy history type": _set("extras/policy/models/fraud/history", {"accuracy": [1, "x"]}),
+    "policy unknown field": _set("extras/policy/models/fraud/surprise", 1),
+    "models is a list": _set("models", []),
+    "model missing": lambda meta, arrays: meta["models"].pop("demand"),
+    "window head type": _set("models/fraud/windows/1h/head", "soon"),
+    "slots one pane more": _edit(f"{W}.slots", lambda a: np.vstack([a, a[:1]])),
+    "slots as float": _edit(f"{W}.slots", lambda a: a.astype(np.float64)),
+    "slots as object": _edit(f"{W}.slots", lambda a: a.astype(object)),
+    "slots negative": _edit(f"{W}.slots", lambda a: a - 1),
+    "slots missing": lambda meta, arrays: arrays.pop(f"{W}.slots"),
+    "pane outside window": _edit(f"{W}.pane_ids", lambda a: a + 10**6),
+    "join keys unsorted": _edit(f"{J}.keys", lambda a: a[::-1].copy()),
+    "join proba width": _edit(f"{J}.proba", lambda a: np.hstack([a, a])),
+    "join state value": _edit(f"{J}.state", lambda a: a + 7),
+    "join rows differ": _edit(f"{J}.ts", lambda a: a[1:]),
+    "early label key": _set("models/fraud/perf/join/early", [["-1", 0.0, 1.0]]),
+    # A class count of a million would allocate a terabyte for one pane's confusion matrix.
+    "accumulator classes": _set("models/fraud/perf/rings/1h/panes/0/1/n_classes", 10**6),
+    "accumulator pane slot": _set("models/fraud/perf/rings/1h/panes/0/0", 10**7),
+    "event time type": _set("models/fraud/event_time/newest", "yesterday"),
+    "event time entry": _set("models/fraud/event_time/newest/0/1", "yesterday"),
+    "event time partition": _set("models/fraud/event_time/newest/0/0", -1),
+    "versions type": _set("models/fraud/versions", ["v1"]),
+    "bootstrap extra field": _set("models/demand/bootstrap/0/1/extra", 1),
+    "bootstrap timestamp": _set("models/demand/bootstrap/0/1/timestamp", "noon"),
+    "bootstrap nested value": _set("models/demand/bootstrap/0/1/prediction", [[[1]]]),
+    "bootstrap too long": lambda meta, arrays: meta["models"]["demand"]["bootstrap"].extend(
+        meta["models"]["demand"]["bootstrap"] * 5
+    ),
+    "reference hash": _set("models/fraud/reference_hash", "0" * 64),
+    "offset negative": _set("offsets/0/2", -5),
+    "offset type": _set("offsets/0/1", "zero"),
+    "extras type": _set("extras", ["policy"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_a_crafted_part_is_refused_whole(
+    world: World, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    _rewrite(world, CRAFTED[case])
+    _refused(world, caplog)
+
+
+def test_a_crafted_file_is_ignored_on_every_restart_without_a_crash(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    _rewrite(world, CRAFTED["policy format"])
+    for _ in range(3):
+        _refused(world, caplog)
+    world.store.save(lambda: dict(OFFSETS))  # the next checkpoint replaces it
+    assert world.store.restore() == OFFSETS
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_mutated_payload_is_restored_exactly_or_refused_whole(
+    world: World, data: st.DataObject
+) -> None:
+    """Flip bytes of the payload and sign it again: restore never raises, never half-applies."""
+    pristine = _payload(world)
+    flips = data.draw(st.lists(st.tuples(st.integers(0, 2**24), st.integers(1, 255)), min_size=1))
+    payload = bytearray(pristine)
+    for pos, mask in flips[:4]:
+        payload[pos % len(payload)] ^= mask
+    _write_signed(world.store.path, bytes(payload))
+    before = world.snapshot()
+    if world.store.restore() is None:
+        world.assert_untouched(before)
+    else:  # a flip that leaves every part valid (e.g. a digit of a count): swapped in whole
+        live, _, policy = before
+        assert all(world.states[n] is not live[n] for n in live)
+        assert world.actions.policy is not policy
+    _write_signed(world.store.path, pristine)  # the next example starts from the valid file
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every position in a JSON tree (containers too), in a stable order."""
+    items = list(enumerate(node)) if isinstance(node, list) else sorted(node.items())
+    out = []
+    for key, child in items:
+        out.append((*prefix, key))
+        if isinstance(child, dict | list) and child:
+            out.extend(_paths(child, (*prefix, key)))
+    return out
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)  # what JSON (orjson) can hold
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+SHAPES = st.lists(st.integers(0, 70), min_size=0, max_size=3).map(tuple)
+DTYPES = st.sampled_from(
+    [np.int32, np.int64, np.uint64, np.uint8, np.float32, np.float64, np.bool_]
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_mutated_part_is_restored_whole_or_refused_whole(
+    world: World, data: st.DataObject
+) -> None:
+    """Replace one value of ``__meta__`` or one array by an arbitrary one, in a well-formed
+    file: restore never raises, and either swaps in every part or leaves all of them."""
+    ckpt = world.pristine
+    assert ckpt is not None
+    meta, arrays = copy.deepcopy(ckpt.meta), dict(ckpt.arrays)
+    if data.draw(st.booleans(), label="mutate an array"):
+        name = data.draw(st.sampled_from(sorted(arrays)), label="array")
+        arrays[name] = np.zeros(data.draw(SHAPES, label="shape"), dtype=data.draw(DTYPES))
+    else:
+        path = data.draw(st.sampled_from(_paths(meta)), label="path")
+        node: Any = meta
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = data.draw(JSON, label="value")
+    write_checkpoint(world.store.path, meta, arrays)
+    before = world.snapshot()
+    if world.store.restore() is None:
+        world.assert_untouched(before)
+    else:  # a replacement that is still valid (e.g. another count): swapped in whole
+        live, _, policy = before
+        assert all(world.states[n] is not live[n] for n in live)
+        assert (world.actions.policy is not policy) == ("policy" in meta.get("extras", {}))
+
+
+def _payload(world: World) -> bytes:
+    data = world.store.path.read_bytes()
+    return data[data.index(b"PK\x03\x04") :]
+
+
+def _write_signed(path: Path, payload: bytes) -> None:
+    import hashlib
+    import struct
+
+    import orjson
+
+    from monitor.persistence.checkpoint import FORMAT_VERSION, MAGIC
+
+    header = orjson.dumps(
+        {
+            "format_version": FORMAT_VERSION,
+            "created_at": 1.0,
+            "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            "payload_bytes": len(payload),
+        }
+    )
+    path.write_bytes(MAGIC + struct.pack(">I", len(header)) + header + payload)
