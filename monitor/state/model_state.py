@@ -7,6 +7,7 @@ with one ``bincount`` per pane touched.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,10 @@ from monitor.state.performance_state import LabelResult, PerformanceState
 from monitor.state.window import IntArray, PaneRing, WindowView, accept_on_time
 
 PREDICTION = "__prediction__"
+#: What a bootstrap buffer may hold (estimated by :func:`footprint`). It keeps only the
+#: configured features, yet scores and strings come from producers: past this, the reference is
+#: built from the events buffered so far rather than growing memory and the checkpoint further.
+BOOTSTRAP_MAX_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,21 @@ def _column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction]) -> IntA
     return slot.profile.bin_index(values) + slot.offset
 
 
+def footprint(p: Prediction) -> int:
+    """Rough bytes a buffered prediction holds (its strings, numbers and containers).
+
+    >>> footprint(Prediction("a", "m", None, 0.0, {"x": 1.0, "c": "abc"}, 1, 0.5))
+    236
+    """
+    n = 200 + len(p.id) + len(p.version or "")
+    for v in p.features.values():
+        n += len(v) if isinstance(v, str) else 16
+    n += len(p.prediction) if isinstance(p.prediction, str) else 16
+    if isinstance(p.score, dict):
+        n += sum(len(k) + 16 for k in p.score)
+    return n
+
+
 @dataclass
 class AddResult:
     late: int = 0
@@ -106,6 +126,7 @@ class ModelState:
     newest_seen: float = float("-inf")
     version: str | None = None
     _bootstrap: list[Prediction] = field(default_factory=list)
+    _bootstrap_bytes: int = 0
     perf: PerformanceState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +152,7 @@ class ModelState:
         self.slots = ()
         self.windows = {}
         self._bootstrap = []
+        self._bootstrap_bytes = 0
 
     @property
     def bootstrap_needed(self) -> int:
@@ -141,7 +163,12 @@ class ModelState:
         return max(0, int(target) - len(self._bootstrap))
 
     def add_predictions(self, preds: Sequence[Prediction]) -> AddResult:
-        """Count a batch of this model's predictions into every window."""
+        """Count a batch of this model's predictions into every window.
+
+        Everything that reads the events' content (id keys, encoding, binning, the bootstrap
+        build) happens before the first change to the windows, the join or the watermark: if
+        it raises, those are as they were, and the pipeline can retry the events one by one.
+        """
         result = AddResult()
         known = self._known
         for p in preds:
@@ -163,30 +190,45 @@ class ModelState:
             preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
             keys = keys[fresh]
         ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
-        on_time, self.newest_seen = accept_on_time(ts, self.newest_seen, self.cfg.allowed_lateness)
+        on_time, newest = accept_on_time(ts, self.newest_seen, self.cfg.allowed_lateness)
         result.late = int(ts.size - on_time.sum())
         if result.late:
             preds = [p for p, ok in zip(preds, on_time.tolist(), strict=True) if ok]
             ts, keys = ts[on_time], keys[on_time]
         if not preds:
-            return result
-        counts, result.delays = self.perf.add_predictions(preds, keys, ts, self.newest_seen)
+            return result  # nothing on time: the newest time seen did not move either
+        encoded = self.perf.encode(preds)
+        bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
+        # From here on numbers only: the state changes.
+        self.newest_seen = newest
+        counts, result.delays = self.perf.add_predictions(encoded, keys, ts, newest)
         counts.duplicate_predictions = result.join.duplicate_predictions
         result.join = counts
-        bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
         for ring in self.windows.values():
             ring.add(ts, bins, per_event=len(self.slots))
         return result
 
     def _buffer_for_bootstrap(self, preds: Sequence[Prediction], result: AddResult) -> AddResult:
-        take = min(len(preds), self.bootstrap_needed)
-        self._bootstrap.extend(preds[:take])
-        if self.bootstrap_needed == 0:
-            buffered, self._bootstrap = self._bootstrap, []
-            self._install(bootstrap_reference(self.cfg, buffered))
-            replay = self.add_predictions([*buffered, *preds[take:]])
-            result.late = replay.late
-            result.join, result.delays = replay.join, replay.delays
+        """Keep events (configured features only) until enough, or enough bytes, are buffered."""
+        room, size = self.bootstrap_needed, self._bootstrap_bytes
+        slim: list[Prediction] = []
+        for p in preds:
+            if len(slim) == room or size >= BOOTSTRAP_MAX_BYTES:
+                break
+            if not p.features.keys() <= self._known:
+                p = p._replace(features={k: v for k, v in p.features.items() if k in self._known})
+            slim.append(p)
+            size += footprint(p)
+        buffered = [*self._bootstrap, *slim]
+        if len(slim) < room and size < BOOTSTRAP_MAX_BYTES:
+            self._bootstrap, self._bootstrap_bytes = buffered, size
+            return result
+        reference = bootstrap_reference(self.cfg, buffered)  # before any change: it may raise
+        self._bootstrap, self._bootstrap_bytes = [], 0
+        self._install(reference)
+        replay = self.add_predictions([*buffered, *preds[len(slim) :]])
+        result.late = replay.late
+        result.join, result.delays = replay.join, replay.delays
         return result
 
     def add_labels(self, labels: Sequence[Label]) -> LabelResult:
@@ -228,6 +270,23 @@ class ModelState:
         self.newest_seen = float("-inf") if seen is None else float(seen)
         self.version = meta["version"]
         self._bootstrap = [Prediction(**p) for p in meta["bootstrap"]]
+        self._bootstrap_bytes = sum(map(footprint, self._bootstrap))
+
+    def clamp_event_time(self, bound: float) -> bool:
+        """Pull the newest event time, and the windows' heads, back to ``bound`` (wall clock +
+        ``time.max_future_skew``) if past it; returns whether they were.
+
+        A checkpoint written before the bound existed (or by a host whose clock ran ahead) can
+        hold a watermark in the future, which would make every event late. The panes after
+        ``bound`` hold only events from the future and are dropped.
+        """
+        if not self.newest_seen > bound:
+            return False
+        self.newest_seen = bound
+        for ring in self.windows.values():
+            ring.clamp(math.floor(bound / ring.pane))
+        self.perf.clamp(bound)
+        return True
 
     def views(self) -> list[WindowView]:
         """Copies of every window's totals, for an evaluation."""

@@ -10,12 +10,14 @@ from monitor.ingest.decode import REASONS, Decoder
 from monitor.settings import FieldMapping
 
 KAFKA_TS = 1_795_000_000.0
+NOW = 1_796_000_000.0  # the wall clock: every event time above is before it
+SKEW = 300.0
 SCHEMAS = {"fraud": {"amount": "numeric", "country": "categorical"}}
 
 
 @pytest.fixture
 def dec() -> Decoder:
-    return Decoder(FieldMapping(), SCHEMAS)  # type: ignore[arg-type]
+    return Decoder(FieldMapping(), SCHEMAS, max_future_skew=SKEW)  # type: ignore[arg-type]
 
 
 def good(**over: object) -> dict[str, object]:
@@ -33,7 +35,7 @@ def good(**over: object) -> dict[str, object]:
 
 
 def test_valid_prediction(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good()), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good()), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction)
     assert (p.id, p.model, p.version, p.timestamp, p.score) == (
         "9f1c",
@@ -48,31 +50,31 @@ def test_valid_prediction(dec: Decoder) -> None:
 def test_missing_timestamp_falls_back_to_kafka_time(dec: Decoder) -> None:
     event = good()
     del event["timestamp"]
-    p = dec.prediction(orjson.dumps(event), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(event), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == KAFKA_TS
 
 
 def test_rfc3339_timestamp(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(timestamp="2026-11-27T04:00:00Z")), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good(timestamp="2026-11-27T04:00:00Z")), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == 1795752000.0
 
 
 def test_multiclass_scores_and_regression_without_score(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(score={"a": 0.7, "b": 0.3})), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good(score={"a": 0.7, "b": 0.3})), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.score == {"a": 0.7, "b": 0.3}
     event = good(prediction=12.5)
     del event["score"]
-    p = dec.prediction(orjson.dumps(event), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(event), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.score is None and p.prediction == 12.5
 
 
 def test_field_mapping_with_nested_paths() -> None:
     fields = FieldMapping(id="meta.request_id", model="meta.model", features="inputs")
-    dec = Decoder(fields, SCHEMAS)  # type: ignore[arg-type]
+    dec = Decoder(fields, SCHEMAS, max_future_skew=SKEW)  # type: ignore[arg-type]
     raw = orjson.dumps(
         {"meta": {"request_id": "r1", "model": "fraud"}, "inputs": {"amount": 3}, "prediction": 0}
     )
-    p = dec.prediction(raw, KAFKA_TS)
+    p = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and (p.id, p.features) == ("r1", {"amount": 3})
 
 
@@ -110,19 +112,19 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("raw", "reason"), MALFORMED)
 def test_malformed_predictions(dec: Decoder, raw: bytes | None, reason: str) -> None:
-    err = dec.prediction(raw, KAFKA_TS)
+    err = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(err, DecodeError), err
     assert err.reason == reason, err.detail
     assert err.reason in REASONS
 
 
 def test_unknown_model_features_are_not_type_checked(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction)
 
 
 def test_labels(dec: Decoder) -> None:
-    lab = dec.label(b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0)
+    lab = dec.label(b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0, now=NOW)
     assert isinstance(lab, Label) and (lab.id, lab.label, lab.timestamp) == ("9f1c", 0, 1795003600)
     for raw, reason in [
         (b'{"id": "1", "model": "fraud"}', "missing_field"),
@@ -130,5 +132,5 @@ def test_labels(dec: Decoder) -> None:
         (b'{"model": "fraud", "label": 1}', "missing_field"),
         (b"nope", "invalid_json"),
     ]:
-        err = dec.label(raw, KAFKA_TS)
+        err = dec.label(raw, KAFKA_TS, now=NOW)
         assert isinstance(err, DecodeError) and err.reason == reason
