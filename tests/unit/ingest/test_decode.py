@@ -119,12 +119,16 @@ def test_malformed_predictions(dec: Decoder, raw: bytes | None, reason: str) -> 
 
 
 def test_unknown_model_features_are_not_type_checked(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS, now=NOW)
+    p = dec.prediction(
+        orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS, now=NOW
+    )
     assert isinstance(p, Prediction)
 
 
 def test_labels(dec: Decoder) -> None:
-    lab = dec.label(b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0, now=NOW)
+    lab = dec.label(
+        b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0, now=NOW
+    )
     assert isinstance(lab, Label) and (lab.id, lab.label, lab.timestamp) == ("9f1c", 0, 1795003600)
     for raw, reason in [
         (b'{"id": "1", "model": "fraud"}', "missing_field"),
