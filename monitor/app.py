@@ -175,15 +175,18 @@ class App:
         return snap
 
     def _clamp_event_time(self) -> None:
-        """No watermark past wall clock + ``time.max_future_skew``, also one from a checkpoint."""
-        bound = self.wall() + self.settings.time.max_future_skew
+        """No watermark past wall clock + ``time.max_future_skew``, also one from a checkpoint:
+        one past it is pulled back to the wall clock (to the bound, events of now would be
+        late for ``max_future_skew - allowed_lateness``)."""
+        now = self.wall()
+        limit = now + self.settings.time.max_future_skew
         with self.pipeline.lock:
             for name, state in self.states.items():
-                ahead = state.newest_seen - bound
-                if state.clamp_event_time(bound):
+                ahead = state.newest_seen - now
+                if state.newest_seen > limit and state.clamp_event_time(now):
                     log.warning(
-                        "model %s: restored newest event time was %.0fs past wall clock + "
-                        "time.max_future_skew; clamped (windows after it dropped)",
+                        "model %s: restored newest event time was %.0fs ahead of the wall clock "
+                        "(more than time.max_future_skew): clamped to it, later panes dropped",
                         name,
                         ahead,
                     )

@@ -273,12 +273,13 @@ class ModelState:
         self._bootstrap_bytes = sum(map(footprint, self._bootstrap))
 
     def clamp_event_time(self, bound: float) -> bool:
-        """Pull the newest event time, and the windows' heads, back to ``bound`` (wall clock +
-        ``time.max_future_skew``) if past it; returns whether they were.
+        """Pull the newest event time, and the windows' heads, back to ``bound`` if past it;
+        returns whether they were.
 
-        A checkpoint written before the bound existed (or by a host whose clock ran ahead) can
-        hold a watermark in the future, which would make every event late. The panes after
-        ``bound`` hold only events from the future and are dropped.
+        A checkpoint written before ``time.max_future_skew`` existed (or by a host whose clock
+        ran ahead) can hold a watermark in the future, which would make every event late: the
+        app clamps such a one to the wall clock. The panes after ``bound`` hold only events from
+        the future and are dropped.
         """
         if not self.newest_seen > bound:
             return False

@@ -138,3 +138,83 @@ def test_labels(dec: Decoder) -> None:
     ]:
         err = dec.label(raw, KAFKA_TS, now=NOW)
         assert isinstance(err, DecodeError) and err.reason == reason
+
+
+# -- hostile records (issue 10) -----------------------------------------------------------------
+
+
+def nested(depth: int, leaf: bytes = b"1", obj: bool = False) -> bytes:
+    """JSON nested ``depth`` levels; written by hand, as orjson writes at most 254."""
+    if obj:
+        return b'{"a":' * depth + leaf + b"}" * depth
+    return b"[" * depth + leaf + b"]" * depth
+
+
+def splice(field: str, raw: bytes) -> bytes:
+    """A valid prediction with ``field`` replaced by raw JSON bytes."""
+    body = orjson.dumps({k: v for k, v in good().items() if k != field})
+    return body[:-1] + b"," + orjson.dumps(field) + b":" + raw + b"}"
+
+
+HOSTILE = [
+    (splice("timestamp", nested(1000)), "bad_timestamp"),
+    (splice("timestamp", nested(1000, obj=True)), "bad_timestamp"),
+    (splice("version", nested(1000, b'"v"', obj=True)), "wrong_type"),
+    (splice("version", b"[1]"), "wrong_type"),
+    (splice("version", b"true"), "wrong_type"),
+    (splice("prediction", nested(1000)), "wrong_type"),
+    (splice("prediction", b'{"class": 1}'), "wrong_type"),
+    (splice("id", nested(1000, b'"x"', obj=True)), "wrong_type"),
+    (splice("id", b'""'), "missing_id"),
+    (splice("score", nested(1000, b"0.5", obj=True)), "wrong_type"),
+    (splice("timestamp", b"4.0e9"), "future_timestamp"),
+    (splice("timestamp", f"{NOW + SKEW + 0.001!r}".encode()), "future_timestamp"),
+    (splice("timestamp", b'"2096-10-02T07:06:40Z"'), "future_timestamp"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), HOSTILE)
+def test_hostile_predictions_are_refused_with_a_reason(
+    dec: Decoder, raw: bytes, reason: str
+) -> None:
+    err = dec.prediction(raw, KAFKA_TS, now=NOW)
+    assert isinstance(err, DecodeError), err
+    assert (err.reason, err.reason in REASONS) == (reason, True), err.detail
+    assert len(err.detail) <= 200, "a detail never renders producer data whole"
+
+
+def test_hostile_labels_are_refused_with_a_reason(dec: Decoder) -> None:
+    def label(**raw: bytes) -> bytes:
+        fields = {"id": b'"9f1c"', "model": b'"fraud"', "label": b"1", "timestamp": b"1795000000"}
+        fields.update(raw)
+        return b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in fields.items()) + b"}"
+
+    for raw, reason in [
+        (label(timestamp=nested(1000)), "bad_timestamp"),
+        (label(timestamp=b"4.0e9"), "future_timestamp"),
+        (label(id=b'""'), "missing_id"),
+        (label(label=nested(1000)), "wrong_type"),
+    ]:
+        err = dec.label(raw, KAFKA_TS, now=NOW)
+        assert isinstance(err, DecodeError) and err.reason == reason, (raw[:60], err)
+
+
+def test_an_event_time_up_to_now_plus_the_skew_is_accepted(dec: Decoder) -> None:
+    p = dec.prediction(splice("timestamp", f"{NOW + SKEW!r}".encode()), KAFKA_TS, now=NOW)
+    assert isinstance(p, Prediction) and p.timestamp == NOW + SKEW
+    # The Kafka timestamp, used when the event has none, is bounded the same way.
+    event = good()
+    del event["timestamp"]
+    err = dec.prediction(orjson.dumps(event), NOW + SKEW + 1, now=NOW)
+    assert isinstance(err, DecodeError) and err.reason == "future_timestamp"
+
+
+def test_ids_zero_and_numeric_versions_are_representable(dec: Decoder) -> None:
+    p = dec.prediction(orjson.dumps(good(id=0, version=3)), KAFKA_TS, now=NOW)
+    assert isinstance(p, Prediction) and (p.id, p.version) == ("0", "3")
+
+
+def test_unknown_features_may_be_anything_they_are_counted_not_stored(dec: Decoder) -> None:
+    raw = splice("features", b'{"amount": 1.0, "deep": ' + nested(1000) + b"}")
+    p = dec.prediction(raw, KAFKA_TS, now=NOW)
+    assert isinstance(p, Prediction) and p.features["amount"] == 1.0
