@@ -63,14 +63,16 @@ def show(value: Any, limit: int = 40) -> str:
 
     >>> show({"a": {"b": 1}}), show("x" * 100, limit=5), show(12.5)
     ('a JSON object', "'xxxxx'", '12.5')
+    >>> len(show("\U0010ffff" * 40))  # its repr: 10 characters per code point
+    41
     """
     if isinstance(value, dict):
         return "a JSON object"
     if isinstance(value, list):
         return "a JSON array"
-    if isinstance(value, str):
-        return repr(value[:limit])
-    return repr(value)[:limit]  # numbers, booleans, None: short already
+    text = repr(value[:limit] if isinstance(value, str) else value)
+    # Escapes make a repr up to 10 times longer than the text: bound what is shown, not read.
+    return text if len(text) <= limit + 2 else text[:limit] + "…"
 
 
 def _is_scalar(value: Any) -> bool:

@@ -102,6 +102,10 @@ def test_any_value_in_any_field_even_1100_deep(obj: dict[str, Any]) -> None:
         b'{"id":"a","model":"fraud","prediction":1,"timestamp":1e400}',
         b'{"id":18446744073709551616,"model":"fraud","prediction":1}',
         b'{"id":"a","model":"fraud","prediction":1,"features":{"amount":1e308}}',
+        # Found by fuzzing: a repr escapes each of these to 10 characters.
+        b'{"id":"a","model":"fraud","prediction":1,"timestamp":"'
+        + "\U0010ffff".encode() * 40
+        + b'"}',
     ],
 )
 def test_surrogates_and_out_of_range_numbers(raw: bytes) -> None:
