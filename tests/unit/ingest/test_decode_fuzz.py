@@ -34,7 +34,7 @@ SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, TEXT)
 JSON = st.recursive(
     SCALARS,
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(TEXT, inner, max_size=6),
-    max_leaves=40,
+    max_leaves=25,
 )
 
 
@@ -70,7 +70,7 @@ def test_any_bytes(raw: bytes) -> None:
     check(raw)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(FIELDS) | TEXT, JSON, max_size=10))
 def test_any_json_object(obj: dict[str, Any]) -> None:
     check(orjson.dumps(obj))
