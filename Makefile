@@ -8,7 +8,10 @@ STAMP  := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+FUZZ_STAMP := $(VENV)/.installed-fuzz
+FUZZ_SECONDS ?= 300
+
+.PHONY: demo test lint typecheck pytest bench fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +45,15 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(PY) bench/bench_core.py
 
+# Coverage-guided decoder fuzzing with atheris (the `fuzz` extra), FUZZ_SECONDS long; a crash
+# stops it and leaves the input in .fuzz/crash-*. Not part of `make test` (hypothesis is).
+$(FUZZ_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e '.[fuzz]' || { echo "atheris could not be installed for this Python (it has wheels for CPython 3.11-3.13 on Linux x86_64; elsewhere it needs clang)"; exit 1; }
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	mkdir -p .fuzz/corpus
+	cd .fuzz && $(abspath $(PY)) $(CURDIR)/tests/fuzz/fuzz_decode.py corpus -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .fuzz

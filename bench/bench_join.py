@@ -43,7 +43,7 @@ from monitor.state.model_state import ModelState
 from monitor.state.performance_state import PerformanceState
 
 BATCH = 2000  # kafka.max_poll_records default
-T0 = 1.8e9
+T0 = 1.7e9  # in the past: the pipeline refuses event times ahead of the wall clock
 FEATURES = {f"f{i}": "numeric" for i in range(8)} | {"c0": "categorical", "c1": "categorical"}
 
 

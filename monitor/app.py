@@ -90,7 +90,7 @@ class App:
         self.registry = CollectorRegistry()
         self.metrics = OpsMetrics(self.registry)
         self.states = states if states is not None else load_states(settings)
-        self.pipeline = Pipeline(settings, self.states, self.metrics, wall)
+        self.pipeline = Pipeline(settings, self.states, self.metrics, wall=wall)
         self.snapshot: Snapshot | None = None
         self.registry.register(SnapshotCollector(lambda: self.snapshot))
         self._source_factory = source_factory
@@ -178,6 +178,23 @@ class App:
                     )
         return snap
 
+    def _clamp_event_time(self) -> None:
+        """No watermark past wall clock + ``time.max_future_skew``, also one from a checkpoint:
+        one past it is pulled back to the wall clock (to the bound, events of now would be
+        late for ``max_future_skew - allowed_lateness``)."""
+        now = self.wall()
+        limit = now + self.settings.time.max_future_skew
+        with self.pipeline.lock:
+            for name, state in self.states.items():
+                ahead = state.newest_seen - now
+                if state.newest_seen > limit and state.clamp_event_time(now):
+                    log.warning(
+                        "model %s: restored newest event time was %.0fs ahead of the wall clock "
+                        "(more than time.max_future_skew): clamped to it, later panes dropped",
+                        name,
+                        ahead,
+                    )
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -212,6 +229,7 @@ class App:
             stack.callback(self.actions.stop, self.settings.shutdown.deadline / 2)
             positions = self.store.restore()
             self.metrics.restore_duration.set(self.store.restore_seconds)
+            self._clamp_event_time()
             source = self._source_factory(self, positions)
             self._source = source
             stack.callback(source.close)
@@ -247,9 +265,10 @@ class App:
             if records:
                 started = time.perf_counter()
                 batch = self.pipeline.decode(records)
+                waiting = partial(self._waiting_on_broker, source)
                 if batch.dead:  # written (acked) before the batch counts as processed
                     try:
-                        source.dead_letter(batch.dead, self._stop.is_set)
+                        source.dead_letter(batch.dead, self._stop.is_set, waiting)
                     except DeadLetterAbortedError:
                         # Stopping while the broker is away: leave the batch unprocessed;
                         # its offsets are not committed, so a restart reads it again.
@@ -259,7 +278,12 @@ class App:
                             len(batch.dead),
                         )
                         break
-                self.pipeline.apply(batch, partial(source.mark_processed, records))
+                failed = self.pipeline.apply(batch, partial(source.mark_processed, records))
+                if failed:  # rare (a bug met by one record): already marked processed
+                    try:
+                        source.dead_letter(failed, self._stop.is_set, waiting)
+                    except DeadLetterAbortedError:
+                        log.warning("shutdown before %d dead letters were written", len(failed))
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
             now = self.clock()
             self._last_progress = now
@@ -273,6 +297,12 @@ class App:
                 # never skips what the last checkpoint did not cover.
                 source.commit(self.checkpoint())
                 next_checkpoint = now + every
+
+    def _waiting_on_broker(self, source: Source) -> None:
+        """Between dead-letter retries: the loop is alive (waiting for the broker, as a poll
+        during an outage does), and the lag and ``kafka_up`` stay current."""
+        self._last_progress = self.clock()
+        source.update_lag()
 
     @contextmanager
     def _deadline(self) -> Iterator[None]:

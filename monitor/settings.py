@@ -97,6 +97,11 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(10_000, ge=1000)
     heartbeat_interval_ms: int = Field(3_000, ge=100)
     request_timeout_ms: int = Field(30_000, ge=1000)
+    #: A dead-letter copy (key + value + headers) larger than this is truncated, with headers
+    #: saying so and giving the original size. Below the broker's default 1 MiB message limit
+    #: (``message.max.bytes``), which a default producer's 1 MiB record can already exceed
+    #: once the explaining headers are added.
+    dead_letter_max_bytes: int = Field(900_000, ge=64 * 1024, le=100 * 2**20)
 
 
 class HttpSettings(_Section):
@@ -125,6 +130,15 @@ class EvaluationSettings(_Section):
     interval: Duration = Field(15.0, gt=0)
     #: Liveness fails when the consume loop has not made progress for this long.
     liveness_timeout: Duration = Field(120.0, gt=0)
+
+
+class TimeSettings(_Section):
+    """How far event time may run ahead of the wall clock."""
+
+    #: A record dated further ahead than wall clock + this is dead-lettered
+    #: (``future_timestamp``), so one bad clock cannot move a watermark into the future and make
+    #: every later event late; watermarks restored from a checkpoint are clamped to it too.
+    max_future_skew: Duration = 300.0
 
 
 class ShutdownSettings(_Section):
@@ -314,6 +328,7 @@ class Settings(BaseSettings):
     state: StateSettings = StateSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
+    time: TimeSettings = TimeSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     models: list[ModelSettings] = Field(min_length=1)
 

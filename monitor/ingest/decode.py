@@ -1,10 +1,17 @@
 """Bytes → :class:`~monitor.events.Prediction` / :class:`~monitor.events.Label`, or a typed error.
 
-Pure: no I/O, no clock. The field mapping (producers rarely let you choose their schema) lives
-here and nowhere else. Every failure has a bounded ``reason`` used as a metric label:
+Pure: no I/O, no clock (the caller passes the wall-clock ``now``). The field mapping (producers
+rarely let you choose their schema) lives here and nowhere else. Every failure has a bounded
+``reason`` used as a metric label:
 
-``empty``, ``invalid_json``, ``not_an_object``, ``missing_field``, ``wrong_type``,
-``bad_timestamp``.
+``empty``, ``invalid_json``, ``not_an_object``, ``missing_field``, ``missing_id``,
+``wrong_type``, ``bad_timestamp``, ``future_timestamp``; and ``internal_error``, given by the
+pipeline when decoding or applying one record raised (a bug, never a crash).
+
+What an event carries is checked here, so that applying it cannot fail on its content: ids,
+versions, predictions and labels are scalars, configured features have their kind's type, and a
+detail never renders producer data whole (a ``str()`` of an object nested 1,000 deep raises
+``RecursionError``).
 """
 
 from __future__ import annotations
@@ -30,8 +37,11 @@ REASONS = (
     "invalid_json",
     "not_an_object",
     "missing_field",
+    "missing_id",
     "wrong_type",
     "bad_timestamp",
+    "future_timestamp",
+    "internal_error",
 )
 
 _MISSING = object()
@@ -46,6 +56,27 @@ def _get(obj: Mapping[str, Any], path: str) -> Any:
             return _MISSING
         node = node[part]
     return node
+
+
+def show(value: Any, limit: int = 40) -> str:
+    """A bounded rendering of producer data for a detail: never the whole of it.
+
+    >>> show({"a": {"b": 1}}), show("x" * 100, limit=5), show(12.5)
+    ('a JSON object', "'xxxxx'", '12.5')
+    >>> len(show("\U0010ffff" * 40))  # its repr: 10 characters per code point
+    41
+    """
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    text = repr(value[:limit] if isinstance(value, str) else value)
+    # Escapes make a repr up to 10 times longer than the text: bound what is shown, not read.
+    return text if len(text) <= limit + 2 else text[:limit] + "…"
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float)  # bool is an int
 
 
 def parse_timestamp(value: Any) -> float | None:
@@ -89,13 +120,20 @@ class Decoder:
     schemas:
         Feature kinds per known model; used to type-check feature values. Features of unknown
         models are not checked (the pipeline counts and drops those events).
+    max_future_skew:
+        How far past ``now`` an event time may be (``time.max_future_skew``).
     """
 
     def __init__(
-        self, fields: FieldMapping, schemas: Mapping[str, Mapping[str, FeatureKind]]
+        self,
+        fields: FieldMapping,
+        schemas: Mapping[str, Mapping[str, FeatureKind]],
+        *,
+        max_future_skew: float,
     ) -> None:
         self._f = fields
         self._schemas = schemas
+        self._skew = max_future_skew
 
     def _envelope(self, raw: bytes | None) -> dict[str, Any] | DecodeError:
         if not raw:
@@ -115,22 +153,32 @@ class Decoder:
         if model is _MISSING or model is None:
             return DecodeError("missing_field", f"no {self._f.model!r}")
         if not isinstance(ident, str | int) or isinstance(ident, bool):
-            return DecodeError("wrong_type", f"{self._f.id!r} must be a string")
+            return DecodeError("wrong_type", f"{self._f.id!r} must be a string, not {show(ident)}")
+        if ident == "":  # else every empty id would be a duplicate of the first
+            return DecodeError("missing_id", f"{self._f.id!r} is empty")
         if not isinstance(model, str):
             return DecodeError("wrong_type", f"{self._f.model!r} must be a string")
         return str(ident), model
 
-    def _timestamp(self, obj: Mapping[str, Any], kafka_ts: float) -> float | DecodeError:
+    def _timestamp(
+        self, obj: Mapping[str, Any], kafka_ts: float, now: float
+    ) -> float | DecodeError:
         value = _get(obj, self._f.timestamp)
         if value is _MISSING or value is None:
             value = kafka_ts
         ts = parse_timestamp(value)
         if ts is None:
-            return DecodeError("bad_timestamp", f"unusable timestamp {str(value)[:40]!r}")
+            return DecodeError("bad_timestamp", f"unusable timestamp {show(value)}")
+        if ts > now + self._skew:
+            return DecodeError(
+                "future_timestamp",
+                f"event time {ts:.0f} is {ts - now:.0f}s ahead of the wall clock "
+                f"(time.max_future_skew {self._skew:.0f}s)",
+            )
         return ts
 
     def _head(
-        self, raw: bytes | None, kafka_ts: float
+        self, raw: bytes | None, kafka_ts: float, now: float
     ) -> tuple[dict[str, Any], tuple[str, str], float] | DecodeError:
         """What both streams share: a JSON object, its id and model, and its event time."""
         obj = self._envelope(raw)
@@ -139,14 +187,17 @@ class Decoder:
         ids = self._ids(obj)
         if isinstance(ids, DecodeError):
             return ids
-        ts = self._timestamp(obj, kafka_ts)
+        ts = self._timestamp(obj, kafka_ts, now)
         if isinstance(ts, DecodeError):
             return ts
         return obj, ids, ts
 
-    def prediction(self, raw: bytes | None, kafka_ts: float) -> Prediction | DecodeError:
-        """Decode a prediction record; ``kafka_ts`` is used when the event has no timestamp."""
-        head = self._head(raw, kafka_ts)
+    def prediction(
+        self, raw: bytes | None, kafka_ts: float, *, now: float
+    ) -> Prediction | DecodeError:
+        """Decode a prediction record; ``kafka_ts`` is used when the event has no timestamp,
+        ``now`` (wall clock, epoch seconds) bounds the event time."""
+        head = self._head(raw, kafka_ts, now)
         if isinstance(head, DecodeError):
             return head
         obj, ids, ts = head
@@ -172,23 +223,33 @@ class Decoder:
             return DecodeError(
                 "missing_field", f"no {self._f.prediction!r} and no {self._f.score!r}"
             )
+        if prediction is not _MISSING and prediction is not None and not _is_scalar(prediction):
+            return DecodeError(
+                "wrong_type", f"{self._f.prediction!r} must be a scalar, not {show(prediction)}"
+            )
         score_value = _check_score(None if score is _MISSING else score)
         if isinstance(score_value, DecodeError):
             return score_value
         version = _get(obj, self._f.version)
+        if version is _MISSING or version is None:
+            version = None
+        elif not _is_scalar(version) or isinstance(version, bool):
+            return DecodeError(
+                "wrong_type", f"{self._f.version!r} must be a string, not {show(version)}"
+            )
         return Prediction(
             id=ids[0],
             model=ids[1],
-            version=None if version is _MISSING or version is None else str(version),
+            version=None if version is None else str(version),
             timestamp=ts,
             features=features,
             prediction=None if prediction is _MISSING else prediction,
             score=score_value,
         )
 
-    def label(self, raw: bytes | None, kafka_ts: float) -> Label | DecodeError:
+    def label(self, raw: bytes | None, kafka_ts: float, *, now: float) -> Label | DecodeError:
         """Decode a ground-truth label record."""
-        head = self._head(raw, kafka_ts)
+        head = self._head(raw, kafka_ts, now)
         if isinstance(head, DecodeError):
             return head
         obj, ids, ts = head
@@ -210,6 +271,6 @@ def _check_score(score: Any) -> float | dict[str, float] | DecodeError | None:
     if isinstance(score, dict):
         for cls, p in score.items():
             if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-                return DecodeError("wrong_type", f"score for class {cls!r} must be in [0, 1]")
+                return DecodeError("wrong_type", f"score for class {show(cls)} must be in [0, 1]")
         return {str(k): float(v) for k, v in score.items()}
     return DecodeError("wrong_type", "score must be a number or an object of class probabilities")

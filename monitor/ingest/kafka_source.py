@@ -1,8 +1,9 @@
 """The kafka-python adapter: a consumer-group member that polls, seeks, commits and dead-letters.
 
-It is the only production module that imports ``kafka``. Everything past it sees
-:class:`~monitor.events.RawRecord`, so a second client (confluent-kafka, say) is another class
-that implements :class:`~monitor.ingest.source.Source`.
+It is the only production module that makes Kafka clients (:mod:`monitor.ingest.dead_letter`,
+which writes through the producer made here, imports only ``kafka``'s error classes).
+Everything past it sees :class:`~monitor.events.RawRecord`, so a second client
+(confluent-kafka, say) is another class that implements :class:`~monitor.ingest.source.Source`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from monitor.events import DeadLetter, Offsets, RawRecord
-from monitor.ingest.source import DeadLetterAbortedError, Hooks
+from monitor.ingest.dead_letter import DeadLetterWriter
+from monitor.ingest.source import Hooks
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import KafkaSettings
 
@@ -112,7 +114,6 @@ class KafkaSource:
     ) -> None:
         self._cfg = cfg
         self._metrics = metrics
-        self._sleep = sleep
         self._wall = wall
         self._hooks = hooks
         self._horizon = replay_horizon
@@ -138,11 +139,24 @@ class KafkaSource:
         else:
             self._consumer.subscribe(topics, listener=_Rebalance(self))
         # The dead-letter producer is made on first use: most runs never need one, and an idle
-        # client still keeps a connection and metadata refreshes going.
-        self._make_producer: Callable[[], Any] = partial(
-            producer_factory, linger_ms=20, acks="all", retries=5, **opts
+        # client still keeps a connection and metadata refreshes going. A send blocks at most
+        # max_block_ms for metadata, so a broker outage cannot hold the loop for a minute; the
+        # request limit lets a copy of dead_letter_max_bytes through the client's own check.
+        self._dead_letters = DeadLetterWriter(
+            cfg.dead_letter_topic,
+            cfg.dead_letter_max_bytes,
+            metrics,
+            partial(
+                producer_factory,
+                linger_ms=20,
+                acks="all",
+                retries=5,
+                max_block_ms=10_000,
+                max_request_size=max(2**20, cfg.dead_letter_max_bytes + 64 * 1024),
+                **opts,
+            ),
+            sleep,
         )
-        self._producer: Any = None
 
     # -- rebalance (IO thread) ------------------------------------------------------------------
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -231,43 +245,19 @@ class KafkaSource:
     def positions(self) -> Offsets:
         return dict(self._positions)
 
-    def dead_letter(self, items: Sequence[DeadLetter], stop: Callable[[], bool] = bool) -> None:
-        """Produce to the dead-letter topic and wait for the broker's ack, retrying with backoff.
-
-        Blocks until written (or ``stop()`` says the daemon is shutting down, in which case the
-        records are not marked processed and are re-read on restart).
+    def dead_letter(
+        self,
+        items: Sequence[DeadLetter],
+        stop: Callable[[], bool] = bool,
+        waiting: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Produce to the dead-letter topic and wait for the broker's acks (see
+        :class:`~monitor.ingest.dead_letter.DeadLetterWriter`): transient errors are retried
+        with backoff, calling ``waiting()`` between attempts, until written or ``stop()``
+        (then :class:`~monitor.ingest.source.DeadLetterAbortedError`: the records are not marked
+        processed and are re-read on restart); permanent ones are not retried.
         """
-        delay = 0.5
-        while items:
-            try:
-                if self._producer is None:
-                    self._producer = self._make_producer()
-                futures = [
-                    self._producer.send(
-                        self._cfg.dead_letter_topic,
-                        key=d.record.key,
-                        value=d.record.value,
-                        headers=d.headers(),
-                    )
-                    for d in items
-                ]
-                self._producer.flush(timeout=30)
-                for f in futures:
-                    f.get(timeout=0)
-                self._metrics.dead_lettered.inc(len(items))
-                return
-            except KafkaError as exc:
-                self._metrics.dead_letter_errors.inc()
-                log.warning(
-                    "dead-letter produce to %s failed (%s); retrying in %.1fs",
-                    self._cfg.dead_letter_topic,
-                    exc,
-                    delay,
-                )
-                if stop():
-                    raise DeadLetterAbortedError(str(exc)) from exc
-                self._sleep(delay)
-                delay = min(delay * 2, 30.0)
+        self._dead_letters.write(items, stop, waiting)
 
     @staticmethod
     def _as_commit(offsets: Offsets) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -322,5 +312,4 @@ class KafkaSource:
         try:
             self._consumer.close(autocommit=False)
         finally:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
+            self._dead_letters.close()

@@ -2,15 +2,25 @@
 
 Client-independent: it sees :class:`~monitor.events.RawRecord` only, never Kafka objects. The
 caller holds ``lock`` while the evaluation copies window totals, so a batch is applied whole.
+
+No record's content can stop ingestion: decoding is guarded per record, and a model's batch
+whose apply raises is applied again record by record, so that only the culprit becomes a dead
+letter (``internal_error``). That retry cannot count anything twice: a model state does all
+the work that depends on content before its first mutation (see
+:meth:`~monitor.state.model_state.ModelState.add_predictions`), and the join drops an id it has
+already taken as a duplicate.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from monitor.events import DeadLetter, DecodeError, Label, Prediction, RawRecord, Stream
 from monitor.ingest.decode import Decoder
@@ -19,20 +29,46 @@ from monitor.settings import Settings
 from monitor.state.join import JoinCounts
 from monitor.state.model_state import ModelState
 
+log = logging.getLogger(__name__)
+E = TypeVar("E", Prediction, Label)
+#: Longest ``internal_error`` detail: the exception's type and the start of its message.
+DETAIL_MAX = 200
+
+
+def internal_error(exc: BaseException) -> str:
+    """A bounded detail for an exception raised by one record."""
+    try:
+        text = str(exc)
+    except Exception:  # a message that cannot even be rendered
+        text = "?"
+    return f"{type(exc).__name__}: {text}"[:DETAIL_MAX]
+
 
 @dataclass
 class Decoded:
-    """A decoded batch, grouped by model (predictions by model and partition), not applied."""
+    """A decoded batch, grouped by model (predictions by model and partition), not applied.
+
+    ``sources`` holds each group's records, in the same order as its events (key: stream,
+    model, partition; -1 for labels, grouped by model only), so that an event whose apply
+    fails can be dead-lettered as the record it came from.
+    """
 
     predictions: dict[tuple[str, int], list[Prediction]] = field(
         default_factory=lambda: defaultdict(list)
     )
     labels: dict[str, list[Label]] = field(default_factory=lambda: defaultdict(list))
     dead: list[DeadLetter] = field(default_factory=list)
+    sources: dict[tuple[Stream, str, int], list[RawRecord]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
 
 class Pipeline:
-    """Routes decoded events to per-model state and counts everything it drops."""
+    """Routes decoded events to per-model state and counts everything it drops.
+
+    ``wall`` is read once per batch: the ``now`` that bounds event times
+    (``time.max_future_skew``).
+    """
 
     def __init__(
         self,
@@ -46,10 +82,12 @@ class Pipeline:
             settings.kafka.labels_topic: "labels",
         }
         schemas = {m.name: m.features for m in settings.models}
-        self._decoder = Decoder(settings.fields, schemas)
+        self._decoder = Decoder(
+            settings.fields, schemas, max_future_skew=settings.time.max_future_skew
+        )
+        self._wall = wall
         self.states = states
         self.metrics = metrics
-        self._wall = wall
         for model in states:
             metrics.add_model(model)
         self.lock = threading.Lock()
@@ -57,47 +95,94 @@ class Pipeline:
     def decode(self, records: Sequence[RawRecord]) -> Decoded:
         """Decode a batch without touching any state; invalid records are counted here."""
         out = Decoded()
+        now = self._wall()
         decode_prediction, decode_label = self._decoder.prediction, self._decoder.label
         for rec in records:
             stream = self._topics.get(rec.topic)
-            if stream == "predictions":
-                event: Prediction | Label | DecodeError = decode_prediction(
-                    rec.value, rec.timestamp
-                )
-            elif stream == "labels":
-                event = decode_label(rec.value, rec.timestamp)
-            else:
+            if stream is None:
                 continue
+            try:
+                event: Prediction | Label | DecodeError = (
+                    decode_prediction(rec.value, rec.timestamp, now=now)
+                    if stream == "predictions"
+                    else decode_label(rec.value, rec.timestamp, now=now)
+                )
+            except Exception as exc:  # a decoder bug must cost one record, not the daemon
+                log.exception("decoding %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
+                event = DecodeError("internal_error", internal_error(exc))
             if isinstance(event, DecodeError):
-                out.dead.append(DeadLetter(rec, stream, event.reason, event.detail))
-                self.metrics.invalid.labels(stream, event.reason).inc()
+                self._dead(out.dead, rec, stream, event)
             elif isinstance(event, Prediction):
                 out.predictions[event.model, rec.partition].append(event)
+                out.sources["predictions", event.model, rec.partition].append(rec)
             else:
                 out.labels[event.model].append(event)
+                out.sources["labels", event.model, -1].append(rec)
         return out
 
-    def apply(self, batch: Decoded, on_applied: Callable[[], None] | None = None) -> None:
+    def _dead(
+        self, into: list[DeadLetter], rec: RawRecord, stream: Stream, err: DecodeError
+    ) -> None:
+        into.append(DeadLetter(rec, stream, err.reason, err.detail))
+        self.metrics.invalid.labels(stream, err.reason).inc()
+
+    def apply(
+        self, batch: Decoded, on_applied: Callable[[], None] | None = None
+    ) -> list[DeadLetter]:
         """Apply a decoded batch to the model states, atomically with ``on_applied``.
 
         ``on_applied`` (marking the records' offsets as processed) runs under the same lock, so
         a checkpoint never sees the state of a batch without its offsets, or the reverse.
+        Returns the records whose apply raised (counted, to be dead-lettered by the caller).
         """
         arrived_at = self._wall()
+        dead: list[DeadLetter] = []
         with self.lock:
             # Predictions first: a label in the same batch as its prediction joins at once.
             for (model, partition), preds in batch.predictions.items():
-                self._apply_predictions(model, partition, preds, arrived_at)
+                self._guarded(
+                    partial(self._apply_predictions, partition=partition, arrived_at=arrived_at),
+                    model,
+                    preds,
+                    batch.sources["predictions", model, partition],
+                    dead,
+                )
             for model, labels in batch.labels.items():
-                self._apply_labels(model, labels)
+                self._guarded(
+                    self._apply_labels, model, labels, batch.sources["labels", model, -1], dead
+                )
             if on_applied is not None:
                 on_applied()
+        return dead
+
+    def _guarded(
+        self,
+        apply: Callable[[str, list[E]], None],
+        model: str,
+        events: list[E],
+        sources: list[RawRecord],
+        dead: list[DeadLetter],
+    ) -> None:
+        """Apply a model's events; if that raises, one by one, dead-lettering the culprits."""
+        try:
+            apply(model, events)
+            return
+        except Exception:
+            log.exception(
+                "applying %d events of model %s failed: retrying one by one", len(events), model
+            )
+        stream: Stream = "predictions" if isinstance(events[0], Prediction) else "labels"
+        for event, rec in zip(events, sources, strict=True):
+            try:
+                apply(model, [event])
+            except Exception as exc:
+                log.exception("applying %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
+                self._dead(dead, rec, stream, DecodeError("internal_error", internal_error(exc)))
 
     def process(self, records: Sequence[RawRecord]) -> list[DeadLetter]:
         """Decode and apply in one go (tests and benchmarks); returns the dead letters."""
         batch = self.decode(records)
-        self.apply(batch)
-        return batch.dead
+        return batch.dead + self.apply(batch)
 
     def _apply_labels(self, model: str, batch: list[Label]) -> None:
         state = self.states.get(model)
@@ -142,7 +227,7 @@ class Pipeline:
                 self.metrics.pending.labels(model).set(state.perf.join.pending())
 
     def _apply_predictions(
-        self, model: str, partition: int, batch: list[Prediction], arrived_at: float
+        self, model: str, batch: list[Prediction], *, partition: int, arrived_at: float
     ) -> None:
         state = self.states.get(model)
         if state is None:

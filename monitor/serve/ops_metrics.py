@@ -30,6 +30,13 @@ class OpsMetrics:
             "Dead-letter produce failures (the record is retried before its offset commits).",
             registry=registry,
         )
+        self.dead_letter_dropped = Counter(
+            "modelmon_dead_letter_dropped_records",
+            "Dead letters the broker refused for good (invalid topic, not authorised, too large "
+            "even without a value): logged and counted, not retried.",
+            ["error"],
+            registry=registry,
+        )
         self.late = Counter(
             "modelmon_late_events",
             "Events older than their partition's newest event time minus allowed lateness.",

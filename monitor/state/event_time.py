@@ -57,13 +57,25 @@ class PartitionClocks:
         self, partition: int, timestamps: FloatArray, arrived_at: float
     ) -> npt.NDArray[np.bool_]:
         """Mask of ``partition``'s events (in arrival order) that are not late; updates its time."""
-        mask, newest = accept_on_time(
-            timestamps, self.newest.get(partition, _NEVER), self.allowed_lateness
-        )
+        mask, newest = self.judge(partition, timestamps)
+        self.advance(partition, newest, arrived_at)
+        return mask
+
+    def judge(self, partition: int, timestamps: FloatArray) -> tuple[npt.NDArray[np.bool_], float]:
+        """Like :meth:`accept`, changing nothing: (mask, the partition's newest time after)."""
+        return accept_on_time(timestamps, self.newest.get(partition, _NEVER), self.allowed_lateness)
+
+    def advance(self, partition: int, newest: float, arrived_at: float) -> None:
+        """Record what :meth:`judge` found for a batch of ``partition`` that arrived then."""
         if newest > _NEVER:
             self.newest[partition] = newest
         self.last_active[partition] = arrived_at
-        return mask
+
+    def clamp(self, bound: float) -> bool:
+        """Pull every partition's newest time back to ``bound``; returns whether any was past."""
+        past = {p: bound for p, t in self.newest.items() if t > bound}
+        self.newest.update(past)
+        return bool(past)
 
     @property
     def head(self) -> float:

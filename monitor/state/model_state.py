@@ -13,10 +13,15 @@ the reference is installed and from then on every version's predictions count ag
 newer version appearing meanwhile restarts it for that version; if the version being profiled
 stops being present (rolled back before enough of its predictions arrived), it restarts for
 the current version.
+
+Adding a batch reads everything that depends on the events' content (id keys, encoding,
+binning, the bootstrap build) before the first change to the windows, the join or the event
+time: if it raises, the state is as it was, and the pipeline retries the events one by one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +31,11 @@ import numpy.typing as npt
 
 from monitor.events import Label, Prediction
 from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
-from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
+from monitor.state import bootstrap
 from monitor.state import restore_checks as checks
+from monitor.state.bootstrap import bootstrap_reference, footprint, restore_prediction
 from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
 from monitor.state.performance_state import LabelResult, PerformanceState
@@ -121,6 +127,7 @@ class ModelState:
     windows: dict[str, PaneRing] = field(default_factory=dict)
     #: (partition, prediction) buffered until a bootstrapped reference can be built.
     _bootstrap: list[tuple[int, Prediction]] = field(default_factory=list)
+    _bootstrap_bytes: int = 0
     #: The version whose predictions the bootstrap buffers during a rebaseline (None: any).
     _rebaseline_to: str | None = None
     perf: PerformanceState = field(init=False)
@@ -155,7 +162,7 @@ class ModelState:
         self.reference = None
         self.slots = ()
         self.windows = {}
-        self._bootstrap = []
+        self._bootstrap, self._bootstrap_bytes = [], 0
         self._rebaseline_to = version
 
     @property
@@ -197,24 +204,28 @@ class ModelState:
         if self.reference is None:
             return self._buffer_for_bootstrap(preds, result, partition, arrived_at)
         # Duplicate ids count once: dropped before anything, so a re-sent duplicate with a
-        # later timestamp moves neither the watermark nor any window.
+        # later timestamp moves neither the event time nor any window.
         keys, fresh = self.perf.unseen(preds)
         result.join.duplicate_predictions = int(fresh.size - fresh.sum())
         if not fresh.all():
             preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
             keys = keys[fresh]
         ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
-        on_time = self.clocks.accept(partition, ts, arrived_at)
+        on_time, newest = self.clocks.judge(partition, ts)
         result.late = int(ts.size - on_time.sum())
         if result.late:
             preds = [p for p, ok in zip(preds, on_time.tolist(), strict=True) if ok]
             ts, keys = ts[on_time], keys[on_time]
         if not preds:
+            self.clocks.advance(partition, newest, arrived_at)
             return result
-        counts, result.delays = self.perf.add_predictions(preds, keys, ts, self.newest_seen)
+        encoded = self.perf.encode(preds)
+        bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
+        # From here on numbers only: the state changes.
+        self.clocks.advance(partition, newest, arrived_at)
+        counts, result.delays = self.perf.add_predictions(encoded, keys, ts, self.newest_seen)
         counts.duplicate_predictions = result.join.duplicate_predictions
         result.join = counts
-        bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
         for ring in self.windows.values():
             ring.add(ts, bins, per_event=len(self.slots))
         if self.windows:
@@ -225,35 +236,46 @@ class ModelState:
     def _buffer_for_bootstrap(
         self, preds: Sequence[Prediction], result: AddResult, partition: int, arrived_at: float
     ) -> AddResult:
-        need, target = self.bootstrap_needed, self._rebaseline_to
-        if target is None:
-            take, rest = list(preds[:need]), preds[need:]
-        else:  # a rebaseline profiles the new version alone; the rest is counted once it is done
-            take, rest = [], ()
-            for i, p in enumerate(preds):
-                if p.version == target:
-                    take.append(p)
-                    if len(take) == need:
-                        rest = preds[i + 1 :]
-                        break
-        self._bootstrap.extend((partition, p) for p in take)
-        if self.bootstrap_needed == 0:
-            buffered, self._bootstrap = self._bootstrap, []
-            self._install(bootstrap_reference(self.cfg, [p for _, p in buffered]))
-            self._rebaseline_to = None
-            # Replayed partition by partition (in arrival order within each), so each event is
-            # judged against its own partition's time, as if it had just arrived.
-            groups: dict[int, list[Prediction]] = {}
-            for part, p in [*buffered, *((partition, p) for p in rest)]:
-                groups.setdefault(part, []).append(p)
-            delays = []
-            for part, group in groups.items():
-                replay = self.add_predictions(group, part, arrived_at)
-                result.late += replay.late
-                result.out_of_window += replay.out_of_window
-                result.join.add(replay.join)
-                delays.append(replay.delays)
-            result.delays = np.concatenate(delays)
+        """Keep events (configured features only) until enough, or enough bytes, are buffered.
+
+        During a rebaseline only the new version's events are kept; the rest of the batch that
+        completes the buffer is counted against the new reference.
+        """
+        room, size, target = self.bootstrap_needed, self._bootstrap_bytes, self._rebaseline_to
+        slim: list[Prediction] = []
+        rest: Sequence[Prediction] = ()
+        for i, p in enumerate(preds):
+            if len(slim) == room or size >= bootstrap.BOOTSTRAP_MAX_BYTES:
+                rest = preds[i:]
+                break
+            if target is not None and p.version != target:
+                continue
+            if not p.features.keys() <= self._known:
+                p = p._replace(features={k: v for k, v in p.features.items() if k in self._known})
+            slim.append(p)
+            size += footprint(p)
+        buffered = [*self._bootstrap, *((partition, p) for p in slim)]
+        if len(slim) < room and size < bootstrap.BOOTSTRAP_MAX_BYTES:
+            self._bootstrap, self._bootstrap_bytes = buffered, size
+            return result
+        # Built before any change: it may raise, and the buffer is then as it was.
+        reference = bootstrap_reference(self.cfg, [p for _, p in buffered])
+        self._bootstrap, self._bootstrap_bytes = [], 0
+        self._install(reference)
+        self._rebaseline_to = None
+        # Replayed partition by partition (in arrival order within each), so each event is
+        # judged against its own partition's time, as if it had just arrived.
+        groups: dict[int, list[Prediction]] = {}
+        for part, p in [*buffered, *((partition, p) for p in rest)]:
+            groups.setdefault(part, []).append(p)
+        delays = []
+        for part, group in groups.items():
+            replay = self.add_predictions(group, part, arrived_at)
+            result.late += replay.late
+            result.out_of_window += replay.out_of_window
+            result.join.add(replay.join)
+            delays.append(replay.delays)
+        result.delays = np.concatenate(delays)
         return result
 
     def add_labels(self, labels: Sequence[Label]) -> LabelResult:
@@ -324,6 +346,23 @@ class ModelState:
             )
             for item in buffered
         ]
+        self._bootstrap_bytes = sum(footprint(p) for _, p in self._bootstrap)
+
+    def clamp_event_time(self, bound: float) -> bool:
+        """Pull every partition's event time, and the windows' heads, back to ``bound`` if past
+        it; returns whether any was.
+
+        A checkpoint written before ``time.max_future_skew`` existed (or by a host whose clock
+        ran ahead) can hold an event time in the future, which would make every event late: the
+        app clamps such a one to the wall clock. The panes after ``bound`` hold only events from
+        the future and are dropped.
+        """
+        if not self.clocks.clamp(bound):
+            return False
+        for ring in self.windows.values():
+            ring.clamp(math.floor(bound / ring.pane))
+        self.perf.clamp(bound)
+        return True
 
     def views(self) -> list[WindowView]:
         """Copies of every window's totals, for an evaluation."""
@@ -332,48 +371,3 @@ class ModelState:
             start, end = ring.bounds()
             out.append(WindowView(name, start, end, ring.total.copy()))
         return out
-
-
-def restore_prediction(cfg: ModelSettings, raw: object) -> Prediction:
-    """A buffered bootstrap prediction from a checkpoint, typed as the decoder types them.
-
-    Only configured features are kept; their values and the prediction must be JSON scalars.
-    """
-    d = checks.mapping(raw, f"model {cfg.name} bootstrap event")
-    if set(d) != set(Prediction._fields):
-        raise ValueError(f"model {cfg.name}: a bootstrap event has other fields")
-    raw_features = checks.mapping(d["features"], "bootstrap event features")
-    features = {k: raw_features.get(k) for k in cfg.features if k in raw_features}
-    if not all(_scalar(v) for v in (*features.values(), d["prediction"])):
-        raise ValueError(f"model {cfg.name}: a bootstrap event holds a non-scalar value")
-    score = d["score"]
-    if isinstance(score, dict):
-        score = {str(k): checks.number(v, "bootstrap score") for k, v in score.items()}
-    elif score is not None:
-        score = checks.number(score, "bootstrap score")
-    return Prediction(
-        id=checks.text(d["id"], "bootstrap event id"),
-        model=cfg.name,
-        version=checks.optional_text(d["version"], "bootstrap event version"),
-        timestamp=checks.number(d["timestamp"], "bootstrap event timestamp"),
-        features=features,
-        prediction=d["prediction"],
-        score=score,
-    )
-
-
-def _scalar(value: object) -> bool:
-    return value is None or isinstance(value, str | int | float)
-
-
-def bootstrap_reference(cfg: ModelSettings, preds: Sequence[Prediction]) -> ReferenceProfile:
-    """Build a reference profile from a model's first events (``reference.bootstrap_events``)."""
-    columns: dict[str, list[object]] = {
-        name: [p.features.get(name) for p in preds] for name in cfg.features
-    }
-    if cfg.task == "binary_classification":
-        scores = [p.score if isinstance(p.score, float) else None for p in preds]
-        if any(s is not None for s in scores):
-            columns["score"] = list(scores)
-    columns["prediction"] = [p.prediction for p in preds]
-    return build_reference(cfg.name, cfg.task, columns, dict(cfg.features))

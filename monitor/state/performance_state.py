@@ -6,6 +6,7 @@ window; a label whose prediction's pane has already slid out is counted as too l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,19 +61,26 @@ class PerformanceState:
         keys = id_keys(p.id for p in preds)
         return keys, self.join.unseen(keys)
 
+    def encode(
+        self, preds: Sequence[Prediction]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
+        """The predictions as ``(y_pred, proba)`` columns; reads the events, changes nothing."""
+        return self.encoder.predictions(preds)
+
     def add_predictions(
         self,
-        preds: Sequence[Prediction],
+        encoded: tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]],
         keys: KeyArray,
         ts: npt.NDArray[np.float64],
         newest: float,
     ) -> tuple[JoinCounts, npt.NDArray[np.float64]]:
-        """Register new, on-time predictions (deduplicated by the caller with :meth:`unseen`).
+        """Register new, on-time predictions (deduplicated by the caller with :meth:`unseen`),
+        encoded by :meth:`encode`: numbers only, so this cannot fail on an event's content.
 
         ``newest`` is the model's newest prediction time: the windows end at its pane.
         Returns the join counts and the delays of labels that were waiting for these.
         """
-        y_pred, proba = self.encoder.predictions(preds)
+        y_pred, proba = encoded
         early_pairs, counts = self.join.insert(keys, ts, y_pred, proba)
         for ring in self.rings.values():
             ring.advance(int(np.floor(newest / ring.pane)))
@@ -159,6 +167,11 @@ class PerformanceState:
                     f"model {self.cfg.name}: accumulator {param} differs from the config"
                 )
         return ClassificationAccumulator.from_state(state)
+
+    def clamp(self, bound: float) -> None:
+        """Pull every window's head back to the pane of ``bound``, dropping later panes."""
+        for ring in self.rings.values():
+            ring.clamp(math.floor(bound / ring.pane))
 
     def expire(self, now: float) -> JoinCounts:
         return self.join.expire(now)

@@ -107,6 +107,17 @@ class PaneRing:
             self.slots[slot] = 0
             self.pane_ids[slot] = _EMPTY
 
+    def clamp(self, head: int) -> None:
+        """Pull the head back to pane ``head``, dropping the panes after it (a watermark that
+        ran ahead of the wall clock; see ``ModelState.clamp_event_time``)."""
+        if self.head is None or head >= self.head:
+            return
+        self.head = head
+        for slot in np.flatnonzero((self.pane_ids != _EMPTY) & (self.pane_ids > head)):
+            self.total -= self.slots[slot]
+            self.slots[slot] = 0
+            self.pane_ids[slot] = _EMPTY
+
     def in_window(self, pane_ids: IntArray) -> npt.NDArray[np.bool_]:
         if self.head is None:
             return np.zeros(pane_ids.shape, dtype=bool)
@@ -215,6 +226,16 @@ class AccumulatorRing(Generic[A]):
         for slot in np.flatnonzero(
             (self.pane_ids != _EMPTY) & (self.pane_ids <= head - self.n_panes)
         ):
+            self.total.subtract(self.slots[slot])
+            self.slots[slot].clear()
+            self.pane_ids[slot] = _EMPTY
+
+    def clamp(self, head: int) -> None:
+        """Like :meth:`PaneRing.clamp`."""
+        if self.head is None or head >= self.head:
+            return
+        self.head = head
+        for slot in np.flatnonzero((self.pane_ids != _EMPTY) & (self.pane_ids > head)):
             self.total.subtract(self.slots[slot])
             self.slots[slot].clear()
             self.pane_ids[slot] = _EMPTY

@@ -511,7 +511,7 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
     producer = _load_module(DEPLOY / "compose" / "producer.py", "modelmon_demo_producer")
     settings = load_settings(DEPLOY / "compose" / "modelmon.yaml")
     schemas = {m.name: m.features for m in settings.models}
-    predictions = Decoder(settings.fields, schemas)
+    predictions = Decoder(settings.fields, schemas, max_future_skew=settings.time.max_future_skew)
     traffic = producer.DemoTraffic(rate=20, drift_after=5, label_delay=3)
 
     t0 = 1.8e9  # the decoder refuses implausible event times
@@ -522,13 +522,13 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
     labels = [(now, r) for now, r in sent if r[0] == "labels"]
     assert {"fraud", "demand"} == {json.loads(r[2])["model"] for _, r in preds}
     for _, (_, key, value) in preds:
-        event = predictions.prediction(value, kafka_ts=0.0)
+        event = predictions.prediction(value, kafka_ts=0.0, now=t0 + 10)
         assert not isinstance(event, DecodeError), event
         assert key.decode() == event.id, "keyed by id: co-partitioned with its label"
         assert set(json.loads(value)["features"]) == set(schemas[event.model])
     sent_at = {r[1]: now for now, r in preds}
     for now, (_, key, value) in labels:
-        label = predictions.label(value, kafka_ts=0.0)
+        label = predictions.label(value, kafka_ts=0.0, now=t0 + 10)
         assert not isinstance(label, DecodeError), label
         assert now - sent_at[key] >= 3, "labels arrive label_delay after their prediction"
     assert labels, "labels become due within the run"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ from monitor.state.model_state import ModelState
 MODEL = "churn"
 FEATURES = {"x": "numeric", "c": "categorical"}
 CATEGORIES = ("a", "b", "c", "d")
-T0 = 1_800_000_000.0  # fixed event-time origin: a seed gives the same stream on every run
+#: Fixed event-time origin (2026-10-24, midnight UTC: a multiple of every pane), so a seed gives
+#: the same stream on every run; in the past, as event times ahead of the wall clock by more
+#: than ``time.max_future_skew`` are dead letters.
+T0 = 1_792_800_000.0
 SPACING = 0.05  # event-time seconds between two predictions
 LABEL_LAG = 10  # a prediction's label is produced this many predictions after it
 #: Poison pills, by the reason the daemon must give in the dead-letter headers.
@@ -134,13 +138,18 @@ class WindowCount:
 def decode(settings: Settings, records: Sequence[Record]) -> list[Prediction | Label]:
     """The valid events among ``records``, in the order they were produced."""
     kafka = settings.kafka
-    decoder = Decoder(settings.fields, {m.name: m.features for m in settings.models})
+    decoder = Decoder(
+        settings.fields,
+        {m.name: m.features for m in settings.models},
+        max_future_skew=settings.time.max_future_skew,
+    )
+    now = time.time()
     out: list[Prediction | Label] = []
     for rec in records:
         if rec.topic == kafka.predictions_topic:
-            event: Any = decoder.prediction(rec.value, 0.0)
+            event: Any = decoder.prediction(rec.value, 0.0, now=now)
         elif rec.topic == kafka.labels_topic:
-            event = decoder.label(rec.value, 0.0)
+            event = decoder.label(rec.value, 0.0, now=now)
         else:
             continue
         if isinstance(event, Prediction | Label):

@@ -134,6 +134,17 @@ class Feed:
             self._sent.append((rec, self._producer.send(rec.topic, key=rec.key, value=rec.value)))
         self._producer.flush()
 
+    def ends(self) -> dict[TopicPartitionKey, int]:
+        """Each partition's end offset after the records sent so far (call it once they are
+        acknowledged: after ``produce_now`` or ``pause``). The broker's own end offsets can
+        lag behind, so this is what a test waits for the group to commit."""
+        ends: dict[TopicPartitionKey, int] = {}
+        for _, future in self._sent:
+            meta = future.get(timeout=0)
+            key = (meta.topic, meta.partition)
+            ends[key] = max(ends.get(key, 0), meta.offset + 1)
+        return ends
+
     def finish(self) -> Produced:
         """Stop, flush, close; returns what was written.
 

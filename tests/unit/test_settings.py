@@ -128,3 +128,15 @@ def test_shipped_configs_validate() -> None:
     root = REPO_ROOT / "config"
     for path in sorted(root.glob("*.yaml")):
         assert load_settings(path).models, path
+
+
+def test_time_and_dead_letter_limits(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings(cfg)
+    assert (s.time.max_future_skew, s.kafka.dead_letter_max_bytes) == (300.0, 900_000)
+    monkeypatch.setenv("MODELMON_TIME__MAX_FUTURE_SKEW", "90s")
+    monkeypatch.setenv("MODELMON_KAFKA__DEAD_LETTER_MAX_BYTES", "500000")
+    s = load_settings(cfg)
+    assert (s.time.max_future_skew, s.kafka.dead_letter_max_bytes) == (90.0, 500_000)
+    monkeypatch.setenv("MODELMON_KAFKA__DEAD_LETTER_MAX_BYTES", "1000")
+    with pytest.raises(ConfigError, match=r"kafka\.dead_letter_max_bytes"):
+        load_settings(cfg)

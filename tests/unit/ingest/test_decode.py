@@ -10,12 +10,14 @@ from monitor.ingest.decode import REASONS, Decoder
 from monitor.settings import FieldMapping
 
 KAFKA_TS = 1_795_000_000.0
+NOW = 1_796_000_000.0  # the wall clock: every event time above is before it
+SKEW = 300.0
 SCHEMAS = {"fraud": {"amount": "numeric", "country": "categorical"}}
 
 
 @pytest.fixture
 def dec() -> Decoder:
-    return Decoder(FieldMapping(), SCHEMAS)  # type: ignore[arg-type]
+    return Decoder(FieldMapping(), SCHEMAS, max_future_skew=SKEW)  # type: ignore[arg-type]
 
 
 def good(**over: object) -> dict[str, object]:
@@ -33,7 +35,7 @@ def good(**over: object) -> dict[str, object]:
 
 
 def test_valid_prediction(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good()), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good()), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction)
     assert (p.id, p.model, p.version, p.timestamp, p.score) == (
         "9f1c",
@@ -48,31 +50,31 @@ def test_valid_prediction(dec: Decoder) -> None:
 def test_missing_timestamp_falls_back_to_kafka_time(dec: Decoder) -> None:
     event = good()
     del event["timestamp"]
-    p = dec.prediction(orjson.dumps(event), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(event), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == KAFKA_TS
 
 
 def test_rfc3339_timestamp(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(timestamp="2026-11-27T04:00:00Z")), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good(timestamp="2026-11-27T04:00:00Z")), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == 1795752000.0
 
 
 def test_multiclass_scores_and_regression_without_score(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(score={"a": 0.7, "b": 0.3})), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(good(score={"a": 0.7, "b": 0.3})), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.score == {"a": 0.7, "b": 0.3}
     event = good(prediction=12.5)
     del event["score"]
-    p = dec.prediction(orjson.dumps(event), KAFKA_TS)
+    p = dec.prediction(orjson.dumps(event), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.score is None and p.prediction == 12.5
 
 
 def test_field_mapping_with_nested_paths() -> None:
     fields = FieldMapping(id="meta.request_id", model="meta.model", features="inputs")
-    dec = Decoder(fields, SCHEMAS)  # type: ignore[arg-type]
+    dec = Decoder(fields, SCHEMAS, max_future_skew=SKEW)  # type: ignore[arg-type]
     raw = orjson.dumps(
         {"meta": {"request_id": "r1", "model": "fraud"}, "inputs": {"amount": 3}, "prediction": 0}
     )
-    p = dec.prediction(raw, KAFKA_TS)
+    p = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and (p.id, p.features) == ("r1", {"amount": 3})
 
 
@@ -110,19 +112,23 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("raw", "reason"), MALFORMED)
 def test_malformed_predictions(dec: Decoder, raw: bytes | None, reason: str) -> None:
-    err = dec.prediction(raw, KAFKA_TS)
+    err = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(err, DecodeError), err
     assert err.reason == reason, err.detail
     assert err.reason in REASONS
 
 
 def test_unknown_model_features_are_not_type_checked(dec: Decoder) -> None:
-    p = dec.prediction(orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS)
+    p = dec.prediction(
+        orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS, now=NOW
+    )
     assert isinstance(p, Prediction)
 
 
 def test_labels(dec: Decoder) -> None:
-    lab = dec.label(b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0)
+    lab = dec.label(
+        b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0, now=NOW
+    )
     assert isinstance(lab, Label) and (lab.id, lab.label, lab.timestamp) == ("9f1c", 0, 1795003600)
     for raw, reason in [
         (b'{"id": "1", "model": "fraud"}', "missing_field"),
@@ -130,5 +136,85 @@ def test_labels(dec: Decoder) -> None:
         (b'{"model": "fraud", "label": 1}', "missing_field"),
         (b"nope", "invalid_json"),
     ]:
-        err = dec.label(raw, KAFKA_TS)
+        err = dec.label(raw, KAFKA_TS, now=NOW)
         assert isinstance(err, DecodeError) and err.reason == reason
+
+
+# -- hostile records (issue 10) -----------------------------------------------------------------
+
+
+def nested(depth: int, leaf: bytes = b"1", obj: bool = False) -> bytes:
+    """JSON nested ``depth`` levels; written by hand, as orjson writes at most 254."""
+    if obj:
+        return b'{"a":' * depth + leaf + b"}" * depth
+    return b"[" * depth + leaf + b"]" * depth
+
+
+def splice(field: str, raw: bytes) -> bytes:
+    """A valid prediction with ``field`` replaced by raw JSON bytes."""
+    body = orjson.dumps({k: v for k, v in good().items() if k != field})
+    return body[:-1] + b"," + orjson.dumps(field) + b":" + raw + b"}"
+
+
+HOSTILE = [
+    (splice("timestamp", nested(1000)), "bad_timestamp"),
+    (splice("timestamp", nested(1000, obj=True)), "bad_timestamp"),
+    (splice("version", nested(1000, b'"v"', obj=True)), "wrong_type"),
+    (splice("version", b"[1]"), "wrong_type"),
+    (splice("version", b"true"), "wrong_type"),
+    (splice("prediction", nested(1000)), "wrong_type"),
+    (splice("prediction", b'{"class": 1}'), "wrong_type"),
+    (splice("id", nested(1000, b'"x"', obj=True)), "wrong_type"),
+    (splice("id", b'""'), "missing_id"),
+    (splice("score", nested(1000, b"0.5", obj=True)), "wrong_type"),
+    (splice("timestamp", b"4.0e9"), "future_timestamp"),
+    (splice("timestamp", f"{NOW + SKEW + 0.001!r}".encode()), "future_timestamp"),
+    (splice("timestamp", b'"2096-10-02T07:06:40Z"'), "future_timestamp"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), HOSTILE)
+def test_hostile_predictions_are_refused_with_a_reason(
+    dec: Decoder, raw: bytes, reason: str
+) -> None:
+    err = dec.prediction(raw, KAFKA_TS, now=NOW)
+    assert isinstance(err, DecodeError), err
+    assert (err.reason, err.reason in REASONS) == (reason, True), err.detail
+    assert len(err.detail) <= 200, "a detail never renders producer data whole"
+
+
+def test_hostile_labels_are_refused_with_a_reason(dec: Decoder) -> None:
+    def label(**raw: bytes) -> bytes:
+        fields = {"id": b'"9f1c"', "model": b'"fraud"', "label": b"1", "timestamp": b"1795000000"}
+        fields.update(raw)
+        return b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in fields.items()) + b"}"
+
+    for raw, reason in [
+        (label(timestamp=nested(1000)), "bad_timestamp"),
+        (label(timestamp=b"4.0e9"), "future_timestamp"),
+        (label(id=b'""'), "missing_id"),
+        (label(label=nested(1000)), "wrong_type"),
+    ]:
+        err = dec.label(raw, KAFKA_TS, now=NOW)
+        assert isinstance(err, DecodeError) and err.reason == reason, (raw[:60], err)
+
+
+def test_an_event_time_up_to_now_plus_the_skew_is_accepted(dec: Decoder) -> None:
+    p = dec.prediction(splice("timestamp", f"{NOW + SKEW!r}".encode()), KAFKA_TS, now=NOW)
+    assert isinstance(p, Prediction) and p.timestamp == NOW + SKEW
+    # The Kafka timestamp, used when the event has none, is bounded the same way.
+    event = good()
+    del event["timestamp"]
+    err = dec.prediction(orjson.dumps(event), NOW + SKEW + 1, now=NOW)
+    assert isinstance(err, DecodeError) and err.reason == "future_timestamp"
+
+
+def test_ids_zero_and_numeric_versions_are_representable(dec: Decoder) -> None:
+    p = dec.prediction(orjson.dumps(good(id=0, version=3)), KAFKA_TS, now=NOW)
+    assert isinstance(p, Prediction) and (p.id, p.version) == ("0", "3")
+
+
+def test_unknown_features_may_be_anything_they_are_counted_not_stored(dec: Decoder) -> None:
+    raw = splice("features", b'{"amount": 1.0, "deep": ' + nested(1000) + b"}")
+    p = dec.prediction(raw, KAFKA_TS, now=NOW)
+    assert isinstance(p, Prediction) and p.features["amount"] == 1.0

@@ -430,7 +430,7 @@ def replay(case: Case, order: list[int], cuts: list[int], expire_at: set[int]) -
             ]
             keys, fresh = perf.unseen(preds)
             kept = [q for q, ok in zip(preds, fresh.tolist(), strict=True) if ok]
-            perf.add_predictions(kept, keys[fresh], ts[fresh], newest)
+            perf.add_predictions(perf.encode(kept), keys[fresh], ts[fresh], newest)
         if lids:
             p, c = label(j, lids, [case.label_y[i] for i in lids], [case.label_ts[i] for i in lids])
             pairs += tuples(p)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.devkit.synthetic import Traffic, features_of
 from monitor.events import Prediction
 from monitor.settings_loader import load_settings
-from monitor.state.model_state import ModelState, bootstrap_reference
+from monitor.state import bootstrap
+from monitor.state.model_state import ModelState, bootstrap_reference, footprint
 
 T0 = 1.8e9
 
@@ -208,3 +211,59 @@ def test_a_checkpoint_from_before_version_logs_knows_its_one_version() -> None:
     assert copy.reference is not None and copy.reference.content_hash == hash_before
     copy.add_predictions(versioned(["v1"] * 300 + ["v2"])[300:])
     assert copy.reference is None and copy.bootstrap_needed == 99  # v2 is new: rebaseline
+
+
+# -- hostile records (issue 10) -----------------------------------------------------------------
+
+
+def deep(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_bootstrap_keeps_only_configured_features_so_the_checkpoint_serialises() -> None:
+    st = state(rebaseline=False)
+    batch = preds(300, 1.8e9, "v1")
+    batch[7] = batch[7]._replace(features={**batch[7].features, "deep": deep(600)})
+    result = st.add_predictions(batch)
+    assert result.unknown_features == 1
+    arrays: dict[str, np.ndarray] = {}
+    meta = st.to_state(arrays, "m")
+    assert {k for _, p in meta["bootstrap"] for k in p["features"]} == set(features_of("fraud"))
+    restored = state(rebaseline=False)
+    restored.load_state(orjson.loads(orjson.dumps(meta)), arrays, "m")
+    assert restored.bootstrap_needed == 200
+
+
+def test_bootstrap_buffer_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the byte budget the reference is built from what is buffered; nothing is lost."""
+    batch = preds(300, 1.8e9, "v1")
+    size = footprint(batch[0])
+    assert all(footprint(p) == size for p in batch)
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_MAX_BYTES", 120 * size)
+    st = state(rebaseline=False)
+    st.add_predictions(batch[:100])
+    assert st.reference is None and st.bootstrap_needed == 400
+    st.add_predictions(batch[100:])
+    assert st.reference is not None and st.reference.rows == 120
+    assert st.views()[0].total[: st.slots[0].stop].sum() == 300
+
+
+def test_a_future_watermark_is_clamped_with_the_panes_after_it() -> None:
+    st = state(rebaseline=False)
+    st.add_predictions(preds(600, 1.8e9, "v1"))
+    st.add_predictions(preds(10, 4.0e9, "v1"))  # past a decoder that did not check yet
+    assert st.newest_seen > 4.0e9
+    bound = 1.8e9 + 3000.0  # the wall clock at restore
+    assert st.clamp_event_time(bound) is True
+    assert st.newest_seen == bound
+    view = st.views()[0]
+    assert view.end == bound - bound % 60 + 60  # the window ends at the bound's pane
+    assert view.total.sum() == 0  # the old panes slid out when the head jumped: gone
+    assert all(r.head == int(bound // r.pane) for r in st.perf.rings.values())
+    later = preds(50, 1.8e9 + 3000, "v1")
+    result = st.add_predictions(later)
+    assert result.late == 0 and st.views()[0].total[: st.slots[0].stop].sum() == 50
+    assert st.clamp_event_time(st.newest_seen) is False  # not past it: nothing to do

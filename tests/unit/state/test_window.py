@@ -104,3 +104,14 @@ def test_memory_does_not_grow_with_traffic() -> None:
         ring.add(ts, rng.integers(0, 1000, 2000))
     assert ring.slots.nbytes + ring.total.nbytes == before
     assert ring.total.sum() == 6 * 2000
+
+
+def test_clamp_pulls_the_head_back_and_drops_only_later_panes() -> None:
+    ring = PaneRing(length=30.0, pane=10.0, width=2)
+    ring.add(np.array([0.0, 15.0, 25.0]), np.array([0, 1, 1]))
+    ring.clamp(1)  # back to pane 1: pane 2 (t=25) is from "the future"
+    assert (ring.head, ring.total.tolist(), ring.bounds()) == (1, [1, 1], (-10.0, 20.0))
+    ring.add(np.array([12.0]), np.array([0]))  # on time again, counted
+    assert ring.total.tolist() == [2, 1]
+    ring.clamp(5)  # ahead of the head: nothing to do
+    assert (ring.head, ring.total.tolist()) == (1, [2, 1])

@@ -1,0 +1,1 @@
+"""On-demand fuzzing harnesses (``make fuzz``); not collected as tests."""

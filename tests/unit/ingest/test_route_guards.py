@@ -1,0 +1,155 @@
+"""The pipeline's guards: one record's content costs that record, never the batch or the daemon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.events import Prediction, RawRecord
+from monitor.ingest.route import DETAIL_MAX, Pipeline
+from monitor.serve.ops_metrics import OpsMetrics
+from monitor.settings import Settings
+from monitor.settings_loader import load_settings
+from monitor.state.model_state import ModelState
+from tests.support.fault_oracle import CATEGORIES, FEATURES, save_reference
+
+NOW = 1_796_000_000.0
+T0 = NOW - 3600
+
+
+@pytest.fixture
+def settings(tmp_path: Any) -> Settings:
+    save_reference(tmp_path / "churn.json")
+    return load_settings(
+        None,
+        overrides={
+            "kafka": {"predictions_topic": "p", "labels_topic": "l"},
+            "models": [
+                {
+                    "name": "churn",
+                    "reference": str(tmp_path / "churn.json"),
+                    "features": FEATURES,
+                    "windows": [{"name": "1h", "length": "1h", "pane": "1m"}],
+                }
+            ],
+        },
+    )
+
+
+def pipeline(settings: Settings) -> tuple[Pipeline, CollectorRegistry]:
+    registry = CollectorRegistry()
+    states = {m.name: ModelState(m, _reference(m.reference)) for m in settings.models}
+    return Pipeline(settings, states, OpsMetrics(registry), wall=lambda: NOW), registry
+
+
+def _reference(path: Any) -> Any:
+    from monitor.reference.profile import ReferenceProfile
+
+    return ReferenceProfile.load(path)
+
+
+def record(i: int, topic: str = "p", **over: object) -> RawRecord:
+    event: dict[str, object] = {
+        "id": f"p{i}",
+        "model": "churn",
+        "timestamp": T0 + i,
+        "features": {"x": 0.1 * i, "c": CATEGORIES[i % 4]},
+        "prediction": i % 2,
+        "score": 0.25 + 0.5 * (i % 2),
+    }
+    event.update(over)
+    return RawRecord(topic, 0, i, T0, None, orjson.dumps(event))
+
+
+def counted(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def window_total(p: Pipeline) -> int:
+    ring = p.states["churn"].windows["1h"]
+    return int(ring.total[: p.states["churn"].slots[0].stop].sum())
+
+
+def test_a_decoder_that_raises_costs_one_record(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, registry = pipeline(settings)
+    decode = p._decoder.prediction
+
+    def flaky(raw: bytes | None, kafka_ts: float, *, now: float) -> Any:
+        if raw is not None and b'"p3"' in raw:
+            raise RecursionError("maximum recursion depth exceeded " + "x" * 1000)
+        return decode(raw, kafka_ts, now=now)
+
+    monkeypatch.setattr(p._decoder, "prediction", flaky)
+    dead = p.process([record(i) for i in range(6)])
+    assert [(d.record.offset, d.reason) for d in dead] == [(3, "internal_error")]
+    assert dead[0].detail.startswith("RecursionError: maximum recursion depth exceeded")
+    assert len(dead[0].detail) == DETAIL_MAX
+    assert counted(registry, "modelmon_invalid_events_total", stream="predictions",
+                   reason="internal_error") == 1  # fmt: skip
+    assert counted(registry, "modelmon_events_total", model="churn", stream="predictions") == 5
+    assert window_total(p) == 5
+
+
+def test_an_apply_that_raises_on_one_event_costs_that_event_only(settings: Settings) -> None:
+    """The batch fails, is applied again one by one: the culprit is dead-lettered, every
+    other event is counted exactly once (no duplicates, nothing late, windows exact)."""
+    p, registry = pipeline(settings)
+    batch = p.decode([record(i) for i in range(8)])
+    poisoned = batch.predictions["churn", 0][5]
+    # Content the decoder would refuse, planted past it: binning it raises mid-batch.
+    batch.predictions["churn", 0][5] = poisoned._replace(features={"x": object(), "c": "a"})
+    dead = p.apply(batch)
+    assert [(d.record.offset, d.reason, d.stream) for d in dead] == [
+        (5, "internal_error", "predictions")
+    ]
+    assert counted(registry, "modelmon_events_total", model="churn", stream="predictions") == 7
+    for name in ("modelmon_duplicate_events_total", "modelmon_late_events_total"):
+        assert counted(registry, name, model="churn", stream="predictions") == 0, name
+    assert window_total(p) == 7
+    assert p.states["churn"].perf.join.pending() == 7
+    assert p.states["churn"].newest_seen == T0 + 7
+
+
+def test_a_failing_add_leaves_the_model_state_as_it_was(settings: Settings) -> None:
+    p, _ = pipeline(settings)
+    p.process([record(i) for i in range(4)])
+    state = p.states["churn"]
+    before: dict[str, Any] = {}
+    meta_before = state.to_state(before, "m")
+    bad = [
+        Prediction("q1", "churn", None, T0 + 100, {"x": 1.0, "c": "a"}, 1, 0.9),
+        Prediction("q2", "churn", None, T0 + 200, {"x": object(), "c": "b"}, 0, 0.1),
+    ]
+    with pytest.raises(TypeError):
+        state.add_predictions(bad)
+    after: dict[str, Any] = {}
+    assert state.to_state(after, "m") == meta_before
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_empty_ids_are_dead_letters_not_duplicates_of_each_other(settings: Settings) -> None:
+    p, registry = pipeline(settings)
+    dead = p.process([record(0, id=""), record(1, id=""), record(2, "l", id="", label=1)])
+    assert [(d.stream, d.reason) for d in dead] == [
+        ("predictions", "missing_id"),
+        ("predictions", "missing_id"),
+        ("labels", "missing_id"),
+    ]
+    assert counted(registry, "modelmon_duplicate_events_total", model="churn",
+                   stream="predictions") == 0  # fmt: skip
+
+
+def test_a_far_future_event_is_a_dead_letter_and_moves_no_watermark(settings: Settings) -> None:
+    p, registry = pipeline(settings)
+    dead = p.process([record(0), record(1, timestamp=4.0e9), record(2)])
+    assert [(d.record.offset, d.reason) for d in dead] == [(1, "future_timestamp")]
+    assert p.states["churn"].newest_seen == T0 + 2
+    assert counted(registry, "modelmon_late_events_total", model="churn", stream="predictions") == 0
+    assert window_total(p) == 2
