@@ -5,6 +5,11 @@ here and nowhere else. Every failure has a bounded ``reason`` used as a metric l
 
 ``empty``, ``invalid_json``, ``not_an_object``, ``missing_field``, ``wrong_type``,
 ``bad_timestamp``.
+
+Only the envelope (id, model, timestamp, prediction/score, the features object itself) can
+lose a record. Feature values pass through unchecked: one of the wrong type is counted as a
+type mismatch of that feature by the model's windows (:mod:`monitor.state.layout`), and the
+prediction still counts for performance and for the other features.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import orjson
 
 from monitor.events import DecodeError, Label, Prediction
 from monitor.settings import FieldMapping
-from monitor.vocabulary import FeatureKind
 
 #: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
 #: seconds would otherwise jump the watermark decades ahead and empty every window.
@@ -86,16 +90,10 @@ class Decoder:
     ----------
     fields:
         Where each field lives in the producer's JSON.
-    schemas:
-        Feature kinds per known model; used to type-check feature values. Features of unknown
-        models are not checked (the pipeline counts and drops those events).
     """
 
-    def __init__(
-        self, fields: FieldMapping, schemas: Mapping[str, Mapping[str, FeatureKind]]
-    ) -> None:
+    def __init__(self, fields: FieldMapping) -> None:
         self._f = fields
-        self._schemas = schemas
 
     def _envelope(self, raw: bytes | None) -> dict[str, Any] | DecodeError:
         if not raw:
@@ -155,17 +153,6 @@ class Decoder:
             features = {}
         elif not isinstance(features, dict):
             return DecodeError("wrong_type", f"{self._f.features!r} must be an object")
-        schema = self._schemas.get(ids[1])
-        if schema is not None:
-            for name, kind in schema.items():
-                value = features.get(name)
-                if value is None:
-                    continue
-                if kind == "numeric":
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        return DecodeError("wrong_type", f"feature {name!r} must be a number")
-                elif not isinstance(value, str | int | bool):
-                    return DecodeError("wrong_type", f"feature {name!r} must be a scalar")
         prediction = _get(obj, self._f.prediction)
         score = _get(obj, self._f.score)
         if prediction is _MISSING and score is _MISSING:

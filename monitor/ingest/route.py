@@ -45,8 +45,7 @@ class Pipeline:
             settings.kafka.predictions_topic: "predictions",
             settings.kafka.labels_topic: "labels",
         }
-        schemas = {m.name: m.features for m in settings.models}
-        self._decoder = Decoder(settings.fields, schemas)
+        self._decoder = Decoder(settings.fields)
         self.states = states
         self.metrics = metrics
         self._wall = wall

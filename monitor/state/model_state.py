@@ -25,78 +25,17 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.events import Label, Prediction
-from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
 from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
 from monitor.state import restore_checks as checks
 from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
+from monitor.state.layout import Slot, columns, layout
 from monitor.state.performance_state import LabelResult, PerformanceState
 from monitor.state.versions import VersionLog
-from monitor.state.window import IntArray, PaneRing, WindowView
-
-PREDICTION = "__prediction__"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where one feature's bins sit in the side-by-side count vector."""
-
-    name: str
-    profile: Profile
-    offset: int
-
-    @property
-    def stop(self) -> int:
-        return self.offset + self.profile.n_bins
-
-
-def layout(cfg: ModelSettings, reference: ReferenceProfile) -> tuple[Slot, ...]:
-    """The configured features (config order) then the prediction distribution, if any."""
-    slots: list[Slot] = []
-    offset = 0
-    for name, kind in cfg.features.items():
-        profile = reference.features.get(name)
-        if profile is None:
-            raise ValueError(f"model {cfg.name}: reference has no feature {name!r}")
-        expected = NumericProfile if kind == "numeric" else CategoricalProfile
-        if not isinstance(profile, expected):
-            raise ValueError(
-                f"model {cfg.name}: feature {name!r} is {kind} in the config "
-                "but not in the reference"
-            )
-        slots.append(Slot(name, profile, offset))
-        offset += profile.n_bins
-    if reference.prediction is not None:
-        slots.append(Slot(PREDICTION, reference.prediction, offset))
-    return tuple(slots)
-
-
-def prediction_value(cfg: ModelSettings, p: Prediction) -> object:
-    """The scalar whose distribution is tracked as prediction drift.
-
-    Binary: the positive-class score (the prediction itself when no score is sent);
-    regression: the predicted value; multiclass: the predicted class.
-    """
-    if cfg.task == "binary_classification":
-        return p.score if isinstance(p.score, float) else p.prediction
-    return p.prediction
-
-
-def _column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction]) -> IntArray:
-    if slot.name == PREDICTION:
-        values = [prediction_value(cfg, p) for p in preds]
-    else:
-        values = [p.features.get(slot.name) for p in preds]
-    if isinstance(slot.profile, NumericProfile):
-        numeric = (
-            [v if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values]
-            if slot.name == PREDICTION
-            else values
-        )
-        return slot.profile.bin_index(np.array(numeric, dtype=np.float64)) + slot.offset
-    return slot.profile.bin_index(values) + slot.offset
+from monitor.state.window import PaneRing, WindowView
+from monitor.vocabulary import fits_kind
 
 
 @dataclass
@@ -214,9 +153,9 @@ class ModelState:
         counts, result.delays = self.perf.add_predictions(preds, keys, ts, self.newest_seen)
         counts.duplicate_predictions = result.join.duplicate_predictions
         result.join = counts
-        bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
+        cells = columns(self.cfg, self.slots, preds)
         for ring in self.windows.values():
-            ring.add(ts, bins, per_event=len(self.slots))
+            ring.add(ts, cells, per_event=len(self.slots))
         if self.windows:
             start = min(ring.bounds()[0] for ring in self.windows.values())
             result.out_of_window = int((ts < start).sum())
@@ -337,14 +276,15 @@ class ModelState:
 def restore_prediction(cfg: ModelSettings, raw: object) -> Prediction:
     """A buffered bootstrap prediction from a checkpoint, typed as the decoder types them.
 
-    Only configured features are kept; their values and the prediction must be JSON scalars.
+    Only configured features are kept; the prediction must be a JSON scalar. A feature value of
+    any JSON type is kept: one of the wrong type is a type mismatch, as it was on the wire.
     """
     d = checks.mapping(raw, f"model {cfg.name} bootstrap event")
     if set(d) != set(Prediction._fields):
         raise ValueError(f"model {cfg.name}: a bootstrap event has other fields")
     raw_features = checks.mapping(d["features"], "bootstrap event features")
     features = {k: raw_features.get(k) for k in cfg.features if k in raw_features}
-    if not all(_scalar(v) for v in (*features.values(), d["prediction"])):
+    if not _scalar(d["prediction"]):
         raise ValueError(f"model {cfg.name}: a bootstrap event holds a non-scalar value")
     score = d["score"]
     if isinstance(score, dict):
@@ -367,13 +307,19 @@ def _scalar(value: object) -> bool:
 
 
 def bootstrap_reference(cfg: ModelSettings, preds: Sequence[Prediction]) -> ReferenceProfile:
-    """Build a reference profile from a model's first events (``reference.bootstrap_events``)."""
-    columns: dict[str, list[object]] = {
-        name: [p.features.get(name) for p in preds] for name in cfg.features
-    }
+    """Build a reference profile from a model's first events (``reference.bootstrap_events``).
+
+    A feature value of the wrong type is missing in the profile and counted as a mismatch.
+    """
+    data: dict[str, list[object]] = {}
+    mismatched: dict[str, int] = {}
+    for name, kind in cfg.features.items():
+        values = [p.features.get(name) for p in preds]
+        data[name] = [v if fits_kind(v, kind) else None for v in values]
+        mismatched[name] = sum(v is None for v in data[name]) - sum(v is None for v in values)
     if cfg.task == "binary_classification":
         scores = [p.score if isinstance(p.score, float) else None for p in preds]
         if any(s is not None for s in scores):
-            columns["score"] = list(scores)
-    columns["prediction"] = [p.prediction for p in preds]
-    return build_reference(cfg.name, cfg.task, columns, dict(cfg.features))
+            data["score"] = list(scores)
+    data["prediction"] = [p.prediction for p in preds]
+    return build_reference(cfg.name, cfg.task, data, dict(cfg.features), type_mismatch=mismatched)

@@ -134,7 +134,7 @@ class WindowCount:
 def decode(settings: Settings, records: Sequence[Record]) -> list[Prediction | Label]:
     """The valid events among ``records``, in the order they were produced."""
     kafka = settings.kafka
-    decoder = Decoder(settings.fields, {m.name: m.features for m in settings.models})
+    decoder = Decoder(settings.fields)
     out: list[Prediction | Label] = []
     for rec in records:
         if rec.topic == kafka.predictions_topic:
