@@ -49,8 +49,9 @@ def reference(xs: list[object], cs: list[object]) -> ReferenceProfile:
 
 def window_of(ref: ReferenceProfile, xs: list[object], cs: list[object]) -> WindowResult:
     state = ModelState(cfg(), ref)
+    spacing = 3000 / len(xs)  # all inside the one-hour window
     preds = [
-        Prediction(str(i), "m", None, T0 + i, {"x": x, "c": c}, 1.0, None)
+        Prediction(str(i), "m", None, T0 + i * spacing, {"x": x, "c": c}, 1.0, None)
         for i, (x, c) in enumerate(zip(xs, cs, strict=True))
     ]
     state.add_predictions(preds)
