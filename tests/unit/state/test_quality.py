@@ -197,7 +197,7 @@ def test_a_categorical_feature_drifts_on_significance_and_js_distance() -> None:
     xs = rng.uniform(0, 10, 30_000).tolist()
     slight = window_of(ref, xs, ["a"] * 15_600 + ["b"] * 14_400)  # 52 / 48
     c = feature(slight, "c")
-    assert c.chi2_pvalue < 1e-6 and c.js_distance is not None and c.js_distance < 0.1
+    assert c.chi2_pvalue < 1e-4 and c.js_distance is not None and c.js_distance < 0.1
     assert not c.drift_detected
     strong = feature(window_of(ref, xs, ["a"] * 24_000 + ["b"] * 6_000), "c")  # 80 / 20
     expected = jensenshannon([10_000, 10_000, 0, 0], [24_000, 6_000, 0, 0], base=2)
