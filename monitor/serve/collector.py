@@ -40,22 +40,30 @@ _FEATURE_METRICS = (
         "js_distance",
     ),
 )
-# (metric suffix, help, FeatureQuality attribute): the window's ratio, and the reference's
-# own as modelmon_feature_reference_<suffix>, so rules can alert on the excess.
+# (window metric suffix, reference metric suffix, help, FeatureQuality attribute): the
+# window's ratio, and the reference's own, so rules can alert on the excess over it.
 _QUALITY_METRICS = (
-    ("missing_ratio", "Share of the feature's values absent or null.", "missing"),
     (
-        "out_of_range_ratio",
+        "feature_missing_ratio",
+        "feature_reference_missing_ratio",
+        "Share of the feature's values absent or null.",
+        "missing",
+    ),
+    (
+        "feature_out_of_range_ratio",
+        "feature_reference_out_of_range_ratio",
         "Share of the numeric feature's values outside the reference's [min, max].",
         "out_of_range",
     ),
     (
-        "unseen_ratio",
+        "feature_unseen_ratio",
+        "feature_reference_unseen_ratio",
         "Share of the categorical feature's values outside the reference's categories.",
         "unseen",
     ),
     (
-        "type_mismatch_ratio",
+        "feature_type_mismatch_ratio",
+        "feature_reference_type_mismatch_ratio",
         "Share of the feature's values of the wrong JSON type (counted as missing for drift).",
         "type_mismatch",
     ),
@@ -115,10 +123,10 @@ class SnapshotCollector(Collector):
             )
             for suffix, doc, _ in _FEATURE_METRICS
         }
-        for suffix, doc, _ in _QUALITY_METRICS:
-            for name, what in ((suffix, doc), (f"reference_{suffix}", f"Reference: {doc}")):
+        for suffix, ref_suffix, doc, _ in _QUALITY_METRICS:
+            for name, what in ((suffix, doc), (ref_suffix, f"In the reference: {doc}")):
                 fam[name] = GaugeMetricFamily(
-                    f"modelmon_feature_{name}", what, labels=["model", "window", "feature"]
+                    f"modelmon_{name}", what, labels=["model", "window", "feature"]
                 )
         detected = GaugeMetricFamily(
             "modelmon_feature_drift_detected",
@@ -180,11 +188,8 @@ class SnapshotCollector(Collector):
                         value = getattr(f, attr)
                         if _ok(value):
                             fam[suffix].add_metric(lf, value)
-                    for suffix, _, attr in _QUALITY_METRICS:
-                        for name, q in (
-                            (suffix, f.quality),
-                            (f"reference_{suffix}", f.reference_quality),
-                        ):
+                    for suffix, ref_suffix, _, attr in _QUALITY_METRICS:
+                        for name, q in ((suffix, f.quality), (ref_suffix, f.reference_quality)):
                             ratio = None if q is None else getattr(q, attr)
                             if ratio is not None and _ok(ratio):
                                 fam[name].add_metric(lf, ratio)

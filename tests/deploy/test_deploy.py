@@ -94,6 +94,15 @@ GAUGES = {
     "modelmon_feature_ks_pvalue",
     "modelmon_feature_chi2_pvalue",
     "modelmon_feature_drift_detected",
+    "modelmon_feature_js_distance",
+    "modelmon_feature_missing_ratio",
+    "modelmon_feature_out_of_range_ratio",
+    "modelmon_feature_unseen_ratio",
+    "modelmon_feature_type_mismatch_ratio",
+    "modelmon_feature_reference_missing_ratio",
+    "modelmon_feature_reference_out_of_range_ratio",
+    "modelmon_feature_reference_unseen_ratio",
+    "modelmon_feature_reference_type_mismatch_ratio",
     "modelmon_prediction_psi",
     "modelmon_window_predictions",
     "modelmon_window_labels",
@@ -217,6 +226,14 @@ def test_issue_alerts_are_present() -> None:
     assert "consumer_lag" in exprs["ModelmonConsumerLagHigh"]
     assert "modelmon_webhook_deliveries_total" in exprs["ModelmonWebhookDeliveryFailed"]
     assert "modelmon_degraded" in exprs["ModelmonModelDegraded"]
+    # issue 11: data quality, on the excess over the reference (type mismatches: absolute)
+    for alert, ratio in [
+        ("ModelmonFeatureMissingHigh", "missing_ratio"),
+        ("ModelmonFeatureOutOfRange", "out_of_range_ratio"),
+        ("ModelmonFeatureUnseenCategories", "unseen_ratio"),
+    ]:
+        assert f"modelmon_feature_{ratio} - modelmon_feature_reference_{ratio}" in exprs[alert]
+    assert "modelmon_feature_type_mismatch_ratio" in exprs["ModelmonFeatureTypeMismatch"]
 
 
 def test_alerts_carry_severity_and_summary() -> None:
@@ -813,7 +830,13 @@ def test_dashboard_panel_ids_unique_and_layout_sane(dashboard: dict[str, Any]) -
 
 def test_dashboard_rows_and_heatmap(dashboard: dict[str, Any]) -> None:
     rows = [p["title"].lower() for p in dashboard["panels"] if p["type"] == "row"]
-    assert [r.split()[0] for r in rows] == ["overview", "drift", "performance", "operations"]
+    assert [r.split()[0] for r in rows] == [
+        "overview",
+        "drift",
+        "data",
+        "performance",
+        "operations",
+    ]
     heatmaps = [p for p in all_panels(dashboard) if p["type"] == "heatmap"]
     assert any(
         "modelmon_feature_psi" in t["expr"] and "feature" in t["legendFormat"]
