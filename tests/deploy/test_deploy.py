@@ -37,6 +37,7 @@ import pytest
 from monitor.ingest.decode import DecodeError, Decoder
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
+from monitor.vocabulary import fits_kind
 from tests.support.deploy_checks import (
     COMPOSE,
     DASHBOARD,
@@ -528,7 +529,7 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
     producer = _load_module(DEPLOY / "compose" / "producer.py", "modelmon_demo_producer")
     settings = load_settings(DEPLOY / "compose" / "modelmon.yaml")
     schemas = {m.name: m.features for m in settings.models}
-    predictions = Decoder(settings.fields, schemas)
+    predictions = Decoder(settings.fields)
     traffic = producer.DemoTraffic(rate=20, drift_after=5, label_delay=3)
 
     t0 = 1.8e9  # the decoder refuses implausible event times
@@ -543,6 +544,8 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
         assert not isinstance(event, DecodeError), event
         assert key.decode() == event.id, "keyed by id: co-partitioned with its label"
         assert set(json.loads(value)["features"]) == set(schemas[event.model])
+        # the decoder keeps wrong-typed values (counted as mismatches): check the types here
+        assert all(fits_kind(v, schemas[event.model][k]) for k, v in event.features.items())
     sent_at = {r[1]: now for now, r in preds}
     for now, (_, key, value) in labels:
         label = predictions.label(value, kafka_ts=0.0)
