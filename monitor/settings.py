@@ -191,6 +191,18 @@ class PolicySettings(_Section):
     recovery_margin: float = Field(0.1, ge=0, lt=1)
     #: Performance rules other than estimated accuracy need this many labels in the window.
     min_labels: int = Field(200, ge=1)
+    #: Effect-size floors: a significant test is drift only when the change is also material.
+    #: At tens of thousands of predictions every test rejects on shifts nobody would act on;
+    #: the effect size does not grow with traffic. KS statistic D for numeric features.
+    ks_min_statistic: float = Field(0.1, ge=0, le=1)
+    #: Jensen-Shannon distance (base 2, in [0, 1]) of categorical frequencies.
+    js_min_distance: float = Field(0.1, ge=0, le=1)
+    #: Data-quality rules (off when None): breach when a feature's window ratio exceeds the
+    #: reference's own ratio by more than this (an excess, so a feature that was 3 % missing
+    #: in training is judged on what it adds).
+    missing_ratio_max: float | None = Field(None, gt=0, le=1)
+    out_of_range_ratio_max: float | None = Field(None, gt=0, le=1)
+    unseen_ratio_max: float | None = Field(None, gt=0, le=1)
 
     @property
     def fdr_level(self) -> float:
@@ -206,6 +218,25 @@ class PolicySettings(_Section):
         if self.fdr == "benjamini_hochberg" or kind == "numeric" or self.chi2_alpha is None:
             return self.fdr_level
         return self.chi2_alpha
+
+    def min_effect(self, kind: FeatureKind) -> float:
+        """The smallest effect size that counts as drift: KS D or Jensen-Shannon distance."""
+        return self.ks_min_statistic if kind == "numeric" else self.js_min_distance
+
+    def drifted(self, kind: FeatureKind, significant: bool, effect: float | None) -> bool:
+        """The one definition of a drifted feature: significant **and** material.
+
+        ``significant`` is the test's verdict at :meth:`detection_level` (after
+        Benjamini-Hochberg when configured); ``effect`` is the KS statistic (numeric) or the
+        Jensen-Shannon distance (categorical). NaN or None is never drift.
+
+        >>> p = PolicySettings()
+        >>> p.drifted("numeric", True, 0.05), p.drifted("numeric", True, 0.1)
+        (False, True)
+        >>> p.drifted("categorical", False, 0.9), p.drifted("categorical", True, None)
+        (False, False)
+        """
+        return significant and effect is not None and effect >= self.min_effect(kind)
 
     @model_validator(mode="after")
     def _n_of_m(self) -> PolicySettings:

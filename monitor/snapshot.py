@@ -14,6 +14,21 @@ from monitor.vocabulary import FeatureKind
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureQuality:
+    """Shares of one feature's values, each in [0, 1] (NaN with no values).
+
+    ``missing``: absent or null; ``type_mismatch``: of the wrong JSON type (counted as missing
+    for drift); ``out_of_range`` (numeric): outside the reference's finite [min, max];
+    ``unseen`` (categorical): outside the reference profile's categories.
+    """
+
+    missing: float
+    type_mismatch: float
+    out_of_range: float | None = None  # numeric only
+    unseen: float | None = None  # categorical only
+
+
+@dataclass(frozen=True, slots=True)
 class FeatureDrift:
     feature: str
     kind: FeatureKind
@@ -23,7 +38,17 @@ class FeatureDrift:
     ks_pvalue: float | None
     ks_bound: float | None  # the binned KS statistic is within +bound of the exact one
     chi2_pvalue: float
-    drift_detected: bool  # after the model's multiple-testing correction
+    #: Significant after the model's multiple-testing correction **and** material (effect size
+    #: at least the policy's floor): ``PolicySettings.drifted``.
+    drift_detected: bool
+    js_distance: float | None = None  # categorical only: Jensen-Shannon distance, base 2
+    quality: FeatureQuality | None = None  # this window
+    reference_quality: FeatureQuality | None = None  # the reference profile's own
+
+    @property
+    def effect_size(self) -> float | None:
+        """What the drift verdict's floor applies to: KS D (numeric) or JS distance."""
+        return self.ks_statistic if self.kind == "numeric" else self.js_distance
 
 
 @dataclass(frozen=True, slots=True)

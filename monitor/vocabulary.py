@@ -48,3 +48,22 @@ def canonical_key(value: object) -> str | None:
             return str(int(number))
         return repr(number)
     return str(value)
+
+
+def fits_kind(value: object, kind: FeatureKind) -> bool:
+    """Whether a feature value has a JSON type its kind accepts (missing always fits).
+
+    Numeric features take numbers (a boolean is not one); categorical features take any JSON
+    scalar. A value that does not fit is a *type mismatch*: counted for its feature, treated
+    as missing for drift, and never a reason to drop the prediction.
+
+    >>> [fits_kind(v, "numeric") for v in (1, 2.5, None, True, "3", [1])]
+    [True, True, True, False, False, False]
+    >>> [fits_kind(v, "categorical") for v in ("DE", 3, 2.0, False, None, {"a": 1}, [1])]
+    [True, True, True, True, True, False, False]
+    """
+    if value is None:
+        return True
+    if kind == "numeric":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str | int | float)

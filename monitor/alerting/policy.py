@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 
 from monitor.alerting.policy_state import ModelPolicyState, restore_model_state
 from monitor.settings import ModelSettings, PolicySettings
-from monitor.snapshot import ModelResult, Snapshot, WindowResult
+from monitor.snapshot import FeatureDrift, ModelResult, Snapshot, WindowResult
 from monitor.state import restore_checks as checks
 from monitor.state.versions import touch
 from monitor.vocabulary import FeatureKind
@@ -53,6 +53,13 @@ _PERFORMANCE: Final = (
     ("estimated_accuracy", "estimated_accuracy_min", False, False),
     ("mae", "mae_max", True, True),
     ("rmse", "rmse_max", True, True),
+)
+#: Data-quality rules: (rule, setting, FeatureQuality attribute). The value is the window's
+#: ratio minus the reference's own, so what the training data already had is not an alarm.
+_QUALITY: Final = (
+    ("feature_missing_excess", "missing_ratio_max", "missing"),
+    ("feature_out_of_range_excess", "out_of_range_ratio_max", "out_of_range"),
+    ("feature_unseen_excess", "unseen_ratio_max", "unseen"),
 )
 
 
@@ -115,6 +122,10 @@ def rules_for(policy: PolicySettings) -> tuple[Rule, ...]:
     alpha = policy.ks_alpha if policy.ks_alpha is not None else policy.chi2_alpha
     if alpha is not None:  # a test decision has no margin: the clean streak is its hysteresis
         rules.append(Rule("feature_drift", alpha, alpha, upper=False))
+    for name, key, _ in _QUALITY:
+        ceiling: float | None = getattr(policy, key)
+        if ceiling is not None:
+            rules.append(Rule(name, ceiling, ceiling * keep))
     for name, key, upper, labelled in _PERFORMANCE:
         limit: float | None = getattr(policy, key)
         if limit is not None:
@@ -140,22 +151,13 @@ def _check(rule: Rule, w: WindowResult | None, policy: PolicySettings) -> _Check
     if w is None or not w.enough_samples:
         return _Check("absent")
     if rule.name == "feature_drift":
-        tests = []
-        for f in w.features:
-            alpha = _drift_alpha(f.kind, policy)
-            p = f.ks_pvalue if f.kind == "numeric" else f.chi2_pvalue
-            if alpha is not None and p is not None:
-                metric = "feature_ks_pvalue" if f.kind == "numeric" else "feature_chi2_pvalue"
-                tests.append((f.drift_detected, Reason(metric, f.feature, p, alpha)))
-        if not tests:
-            return _Check("absent")
-        tests.sort(key=lambda t: t[1].value)
-        hits = tuple(r for hit, r in tests if hit)
-        return _Check("breach" if hits else "clear", hits, tests[0][1])
+        return _check_drift(w, policy)
     metric = rule.name
     values: list[tuple[str | None, float]]
     if rule.name == "feature_psi":
         values = [(f.feature, f.psi) for f in w.features]
+    elif attr := next((a for name, _, a in _QUALITY if name == rule.name), None):
+        values = [(f.feature, v) for f in w.features if (v := _excess(f, attr)) is not None]
     elif rule.name == "prediction_psi":
         values = [] if w.prediction_psi is None else [(None, w.prediction_psi)]
     elif rule.needs_labels and w.labels < policy.min_labels:
@@ -179,6 +181,37 @@ def _check(rule: Rule, w: WindowResult | None, policy: PolicySettings) -> _Check
     if hits:
         return _Check("breach", hits, worst)
     return _Check("marginal" if beyond(value, rule.recovery) else "clear", (), worst)
+
+
+def _check_drift(w: WindowResult, policy: PolicySettings) -> _Check:
+    """``drift_detected`` is the verdict (significant and material, ``PolicySettings.drifted``);
+    each drifted feature's evidence is its test's p-value and its effect size, with their
+    limits."""
+    tests = []
+    for f in w.features:
+        alpha = _drift_alpha(f.kind, policy)
+        p = f.ks_pvalue if f.kind == "numeric" else f.chi2_pvalue
+        if alpha is not None and p is not None:
+            metric = "feature_ks_pvalue" if f.kind == "numeric" else "feature_chi2_pvalue"
+            tests.append((f, Reason(metric, f.feature, p, alpha)))
+    if not tests:
+        return _Check("absent")
+    tests.sort(key=lambda t: t[1].value)
+    hits: list[Reason] = []
+    for f, reason in (t for t in tests if t[0].drift_detected):
+        hits.append(reason)
+        if f.effect_size is not None:
+            effect = "feature_ks_statistic" if f.kind == "numeric" else "feature_js_distance"
+            hits.append(Reason(effect, f.feature, f.effect_size, policy.min_effect(f.kind)))
+    return _Check("breach" if hits else "clear", tuple(hits), tests[0][1])
+
+
+def _excess(f: FeatureDrift, attr: str) -> float | None:
+    """A feature's quality ratio minus the reference's (None: not this kind's, or unknown)."""
+    if f.quality is None or f.reference_quality is None:
+        return None
+    now, then = getattr(f.quality, attr), getattr(f.reference_quality, attr)
+    return None if now is None or then is None else float(now - then)
 
 
 def _top_drifted(

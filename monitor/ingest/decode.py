@@ -8,10 +8,13 @@ rarely let you choose their schema) lives here and nowhere else. Every failure h
 ``wrong_type``, ``bad_timestamp``, ``future_timestamp``; and ``internal_error``, given by the
 pipeline when decoding or applying one record raised (a bug, never a crash).
 
-What an event carries is checked here, so that applying it cannot fail on its content: ids,
-versions, predictions and labels are scalars, configured features have their kind's type, and a
-detail never renders producer data whole (a ``str()`` of an object nested 1,000 deep raises
-``RecursionError``).
+What the envelope carries is checked here, so that applying it cannot fail on its content:
+ids, versions, predictions and labels are scalars, and a detail never renders producer data
+whole (a ``str()`` of an object nested 1,000 deep raises ``RecursionError``). Only the envelope
+(id, model, timestamp, prediction/score, the features object itself) can lose a record. Feature
+values pass through unchecked: one of the wrong type is counted as a type mismatch of that
+feature by the model's windows (:mod:`monitor.state.layout`), and the prediction still counts
+for performance and for the other features.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import orjson
 
 from monitor.events import DecodeError, Label, Prediction
 from monitor.settings import FieldMapping
-from monitor.vocabulary import FeatureKind
 
 #: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
 #: seconds would otherwise jump the watermark decades ahead and empty every window.
@@ -117,22 +119,12 @@ class Decoder:
     ----------
     fields:
         Where each field lives in the producer's JSON.
-    schemas:
-        Feature kinds per known model; used to type-check feature values. Features of unknown
-        models are not checked (the pipeline counts and drops those events).
     max_future_skew:
         How far past ``now`` an event time may be (``time.max_future_skew``).
     """
 
-    def __init__(
-        self,
-        fields: FieldMapping,
-        schemas: Mapping[str, Mapping[str, FeatureKind]],
-        *,
-        max_future_skew: float,
-    ) -> None:
+    def __init__(self, fields: FieldMapping, *, max_future_skew: float) -> None:
         self._f = fields
-        self._schemas = schemas
         self._skew = max_future_skew
 
     def _envelope(self, raw: bytes | None) -> dict[str, Any] | DecodeError:
@@ -206,17 +198,6 @@ class Decoder:
             features = {}
         elif not isinstance(features, dict):
             return DecodeError("wrong_type", f"{self._f.features!r} must be an object")
-        schema = self._schemas.get(ids[1])
-        if schema is not None:
-            for name, kind in schema.items():
-                value = features.get(name)
-                if value is None:
-                    continue
-                if kind == "numeric":
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        return DecodeError("wrong_type", f"feature {name!r} must be a number")
-                elif not isinstance(value, str | int | bool):
-                    return DecodeError("wrong_type", f"feature {name!r} must be a scalar")
         prediction = _get(obj, self._f.prediction)
         score = _get(obj, self._f.score)
         if prediction is _MISSING and score is _MISSING:

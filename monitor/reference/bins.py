@@ -10,10 +10,18 @@ bundles one per feature (and one for the prediction) into a model's saved
 Numeric bins are right-closed: with edges ``e``, bin 0 is ``(-inf, e[0]]``, bin ``i`` is
 ``(e[i-1], e[i]]``, bin ``len(e)`` is ``(e[-1], +inf)`` (infinite values land in the outer
 bins) and bin ``len(e) + 1`` holds missing values (None/NaN).
+
+Data quality rides on the same counts. The reference's finite range is ``[low, e[-1]]``: the
+last edge is the largest finite reference value, so the top bin ``(e[-1], +inf)`` is exactly
+"above the range"; values below ``low`` share bin 0 with the minimum, so a window keeps them
+in a cell of their own (see :mod:`monitor.state.layout`). Optional fields (absent from
+profiles written before them, which load unchanged and keep their content hash) record the
+reference's own values outside its range and of the wrong type.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,12 +63,22 @@ class NumericProfile:
         Largest share of the non-missing reference in one bin whose open interior is
         non-empty. For window samples binned the same way,
         ``D_edges <= D_exact <= D_edges + ks_bound``.
+    low : float or None
+        The smallest finite reference value. None in profiles written before it was kept:
+        ``edges[0]`` stands in (one float step below the minimum when that was a point mass).
+    out_of_range : int
+        Reference values outside ``[low, edges[-1]]`` (infinities), counted in the outer bins.
+    type_mismatch : int
+        Reference values of the wrong type (bootstrapped references), counted as missing.
     """
 
     edges: npt.NDArray[np.float64]
     counts: npt.NDArray[np.int64]
     coarse: npt.NDArray[np.int64]
     ks_bound: float
+    low: float | None = None
+    out_of_range: int = 0
+    type_mismatch: int = 0
 
     def __post_init__(self) -> None:
         edges = np.array(self.edges, dtype=np.float64)
@@ -81,6 +99,16 @@ class NumericProfile:
         ks_bound = float(self.ks_bound)
         if not 0.0 <= ks_bound <= 1.0:
             raise ReferenceProfileError(f"ks_bound must be in [0, 1], got {ks_bound}")
+        if self.low is not None:
+            low = float(self.low)
+            # Values below low must fall in bin 0 for the window's "below" cell to fold back.
+            top = min(np.nextafter(edges[0], np.inf), edges[-1]) if edges.size else math.nan
+            if not edges[:1].size or not edges[0] <= low <= top:
+                raise ReferenceProfileError("low must be the first edge or one step above it")
+            object.__setattr__(self, "low", low)
+        outer = int(counts[0] + counts[-2]) if counts.size > 1 else 0
+        _check_count(self.out_of_range, outer, "out_of_range")
+        _check_count(self.type_mismatch, int(counts[-1]), "type_mismatch")
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "coarse", coarse)
@@ -90,6 +118,13 @@ class NumericProfile:
     def n_bins(self) -> int:
         """Number of fine bins including the missing bin."""
         return int(self.counts.size)
+
+    @property
+    def range_low(self) -> float:
+        """Lower end of the reference range (``low``, else the first edge; NaN without edges)."""
+        if self.low is not None:
+            return self.low
+        return float(self.edges[0]) if self.edges.size else math.nan
 
     @property
     def n_coarse(self) -> int:
@@ -115,6 +150,8 @@ class NumericProfile:
             "counts": self.counts.tolist(),
             "coarse": self.coarse.tolist(),
             "ks_bound": self.ks_bound,
+            **_optional(low=self.low, out_of_range=self.out_of_range or None),
+            **_optional(type_mismatch=self.type_mismatch or None),
         }
 
     def __eq__(self, other: object) -> bool:
@@ -125,6 +162,8 @@ class NumericProfile:
             and np.array_equal(self.counts, other.counts)
             and np.array_equal(self.coarse, other.coarse)
             and self.ks_bound == other.ks_bound
+            and (self.low, self.out_of_range, self.type_mismatch)
+            == (other.low, other.out_of_range, other.type_mismatch)
         )
 
 
@@ -133,11 +172,13 @@ class CategoricalProfile:
     """Reference frequencies of a categorical feature.
 
     ``counts`` has one entry per category, then "unseen" (categories outside ``categories``,
-    including rare reference ones folded in at build time), then "missing" (None or NaN).
+    including rare reference ones folded in at build time), then "missing" (None or NaN, and
+    the ``type_mismatch`` values of the wrong type, if any).
     """
 
     categories: tuple[str, ...]
     counts: npt.NDArray[np.int64]
+    type_mismatch: int = 0
     _lookup: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -152,6 +193,7 @@ class CategoricalProfile:
             raise ReferenceProfileError(
                 f"counts must be {len(categories) + 2} non-negative integers"
             )
+        _check_count(self.type_mismatch, int(counts[-1]), "type_mismatch")
         object.__setattr__(self, "categories", categories)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "_lookup", lookup)
@@ -183,15 +225,30 @@ class CategoricalProfile:
             "kind": "categorical",
             "categories": list(self.categories),
             "counts": self.counts.tolist(),
+            **_optional(type_mismatch=self.type_mismatch or None),
         }
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CategoricalProfile):
             return NotImplemented
-        return self.categories == other.categories and np.array_equal(self.counts, other.counts)
+        return (
+            self.categories == other.categories
+            and np.array_equal(self.counts, other.counts)
+            and self.type_mismatch == other.type_mismatch
+        )
 
 
 Profile = NumericProfile | CategoricalProfile
+
+
+def _check_count(value: object, most: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= most:
+        raise ReferenceProfileError(f"{what} must be an integer in [0, {most}]")
+
+
+def _optional(**fields: object) -> dict[str, object]:
+    """The fields that are set: a profile written without them keeps its content hash."""
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def json_field(
@@ -222,17 +279,28 @@ def profile_from_dict(raw: Any, where: str) -> Profile:
             if not all(isinstance(e, int | float) and not isinstance(e, bool) for e in edges):
                 raise ReferenceProfileError("edges must be numbers")
             ks_bound = json_field(raw, "ks_bound", (float, int))
+            low = json_field(raw, "low", (float, int)) if "low" in raw else None
             return NumericProfile(
                 np.array(edges, dtype=np.float64),
                 _int_array(json_field(raw, "counts", list), "counts"),
                 _int_array(json_field(raw, "coarse", list), "coarse"),
                 float(ks_bound),
+                None if low is None else float(low),
+                _optional_count(raw, "out_of_range"),
+                _optional_count(raw, "type_mismatch"),
             )
         if kind == "categorical":
             categories = json_field(raw, "categories", list)
             return CategoricalProfile(
-                tuple(categories), _int_array(json_field(raw, "counts", list), "counts")
+                tuple(categories),
+                _int_array(json_field(raw, "counts", list), "counts"),
+                _optional_count(raw, "type_mismatch"),
             )
         raise ReferenceProfileError(f"unknown kind {kind!r} (expected 'numeric' or 'categorical')")
     except (ReferenceProfileError, OverflowError) as exc:
         raise ReferenceProfileError(f"{where}: {exc}") from None
+
+
+def _optional_count(raw: Mapping[str, Any], key: str) -> int:
+    """An optional non-negative count field (absent: 0, as in profiles written before it)."""
+    return int(json_field(raw, key, int)) if key in raw else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -39,13 +40,16 @@ def build_numeric_profile(
     Degenerate inputs: all-missing (or empty) input gives no edges, a single value bin and
     ``ks_bound = 0`` (KS against it is NaN since the reference side is empty); a constant
     input gives edges ``[nextafter(v, -inf), v]``; fewer than ``fine_bins`` values make every
-    value a point mass, so binned KS is exact (``ks_bound = 0``).
+    value a point mass, so binned KS is exact (``ks_bound = 0``). ``low`` is the smallest finite
+    value and ``out_of_range`` counts the infinite ones (outside ``[low, edges[-1]]``).
 
     >>> p = build_numeric_profile(np.array([0.0, 0.0, 0.0, 1.0, 2.0, np.nan]), fine_bins=2)
     >>> p.edges.tolist()  # 0 holds 3/5 of the values: it gets the bin (-5e-324, 0]
     [-5e-324, 0.0, 2.0]
     >>> p.counts.tolist(), p.ks_bound  # bins (-inf,-5e-324] (.,0] (0,2] (2,inf) missing
     ([0, 3, 2, 0, 1], 0.4)
+    >>> p.low, build_numeric_profile([np.inf, 1.0, 2.0], fine_bins=2).out_of_range
+    (0.0, 1)
     """
     if fine_bins < 1 or coarse_bins < 1:
         raise ValueError("fine_bins and coarse_bins must be at least 1")
@@ -66,6 +70,8 @@ def build_numeric_profile(
         counts=np.append(bins, np.count_nonzero(missing)),
         coarse=_coarse_map(bins, coarse_bins),
         ks_bound=_ks_bound(edges, bins, n),
+        low=float(finite[0]) + 0.0 if finite.size else None,
+        out_of_range=n - int(finite.size),
     )
 
 
@@ -163,6 +169,7 @@ def build_reference(
     columns: Mapping[str, Sequence[object]],
     features: Mapping[str, FeatureKind],
     fine_bins: int = 1000,
+    type_mismatch: Mapping[str, int] | None = None,
 ) -> ReferenceProfile:
     """Build a model's reference profile from training columns.
 
@@ -170,6 +177,8 @@ def build_reference(
     (other columns are ignored). The prediction profile is the distribution of ``score`` for
     binary classification, of ``prediction`` for regression (both numeric) and of the
     predicted class for multiclass (categorical); it is None when that column is absent.
+    ``type_mismatch`` counts, per feature, the values of the wrong type that the caller already
+    replaced by None (a bootstrapped reference; a training file with one is refused).
     """
     if task not in TASKS:
         raise ReferenceProfileError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
@@ -191,6 +200,8 @@ def build_reference(
             profiles[name] = build_categorical_profile(columns[name])
         else:
             raise ReferenceProfileError(f"feature {name!r}: unknown kind {kind!r}")
+        if mismatched := (type_mismatch or {}).get(name, 0):
+            profiles[name] = replace(profiles[name], type_mismatch=mismatched)
     prediction: Profile | None = None
     source = "score" if task == "binary_classification" else "prediction"
     if source in columns:

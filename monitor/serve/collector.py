@@ -34,6 +34,39 @@ _FEATURE_METRICS = (
         "Chi-square p-value of window vs reference bin frequencies.",
         "chi2_pvalue",
     ),
+    (
+        "feature_js_distance",
+        "Jensen-Shannon distance (base 2) of categorical frequencies vs the reference.",
+        "js_distance",
+    ),
+)
+# (window metric suffix, reference metric suffix, help, FeatureQuality attribute): the
+# window's ratio, and the reference's own, so rules can alert on the excess over it.
+_QUALITY_METRICS = (
+    (
+        "feature_missing_ratio",
+        "feature_reference_missing_ratio",
+        "Share of the feature's values absent or null.",
+        "missing",
+    ),
+    (
+        "feature_out_of_range_ratio",
+        "feature_reference_out_of_range_ratio",
+        "Share of the numeric feature's values outside the reference's [min, max].",
+        "out_of_range",
+    ),
+    (
+        "feature_unseen_ratio",
+        "feature_reference_unseen_ratio",
+        "Share of the categorical feature's values outside the reference's categories.",
+        "unseen",
+    ),
+    (
+        "feature_type_mismatch_ratio",
+        "feature_reference_type_mismatch_ratio",
+        "Share of the feature's values of the wrong JSON type (counted as missing for drift).",
+        "type_mismatch",
+    ),
 )
 # (metric name, help, key in WindowResult.performance)
 PERFORMANCE_METRICS = (
@@ -90,9 +123,15 @@ class SnapshotCollector(Collector):
             )
             for suffix, doc, _ in _FEATURE_METRICS
         }
+        for suffix, ref_suffix, doc, _ in _QUALITY_METRICS:
+            for name, what in ((suffix, doc), (ref_suffix, f"In the reference: {doc}")):
+                fam[name] = GaugeMetricFamily(
+                    f"modelmon_{name}", what, labels=["model", "window", "feature"]
+                )
         detected = GaugeMetricFamily(
             "modelmon_feature_drift_detected",
-            "1 when the feature drifted after the multiple-testing correction.",
+            "1 when the feature's test is significant after the multiple-testing correction "
+            "and its effect size (KS D or JS distance) reaches the policy's floor.",
             labels=["model", "window", "feature"],
         )
         mw = ["model", "window"]
@@ -149,6 +188,11 @@ class SnapshotCollector(Collector):
                         value = getattr(f, attr)
                         if _ok(value):
                             fam[suffix].add_metric(lf, value)
+                    for suffix, ref_suffix, _, attr in _QUALITY_METRICS:
+                        for name, q in ((suffix, f.quality), (ref_suffix, f.reference_quality)):
+                            ratio = None if q is None else getattr(q, attr)
+                            if ratio is not None and _ok(ratio):
+                                fam[name].add_metric(lf, ratio)
                     detected.add_metric(lf, float(f.drift_detected))
         yield from fam.values()
         yield from (detected, pred_psi, n_pred, n_lab, *perf.values(), degraded, last_eval)

@@ -7,13 +7,14 @@ from the events buffered so far rather than growing memory and the checkpoint fu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from monitor.events import Prediction
 from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import ModelSettings
 from monitor.state import restore_checks as checks
+from monitor.vocabulary import FeatureKind, fits_kind
 
 #: What a bootstrap buffer may hold. It keeps only the configured features, yet scores and
 #: strings come from producers.
@@ -35,30 +36,61 @@ def footprint(p: Prediction) -> int:
     return n
 
 
+def slim(kinds: Mapping[str, FeatureKind], p: Prediction) -> Prediction:
+    """``p`` as the buffer keeps it: configured features (``kinds``) only, a wrong-typed value
+    replaced by a shallow stand-in of a wrong type too (a value nested 1,000 deep would not
+    serialise into the checkpoint), so it is still counted as a type mismatch.
+
+    >>> p = Prediction("a", "m", None, 0.0, {"x": {"y": 1}, "c": [[1]], "z": 1}, 1, None)
+    >>> slim({"x": "numeric", "c": "categorical"}, p).features
+    {'x': '<type mismatch>', 'c': ['<type mismatch>']}
+    """
+    features = {}
+    for name, kind in kinds.items():
+        if name in p.features:
+            value = p.features[name]
+            features[name] = value if fits_kind(value, kind) else _STAND_IN[kind]
+    return p._replace(features=features)
+
+
+#: Shallow values that do not fit their kind (a string is not a number; a list is no category).
+_STAND_IN: dict[str, object] = {"numeric": "<type mismatch>", "categorical": ["<type mismatch>"]}
+
+
 def bootstrap_reference(cfg: ModelSettings, preds: Sequence[Prediction]) -> ReferenceProfile:
-    """Build a reference profile from a model's first events (``reference.bootstrap_events``)."""
-    columns: dict[str, list[object]] = {
-        name: [p.features.get(name) for p in preds] for name in cfg.features
-    }
+    """Build a reference profile from a model's first events (``reference.bootstrap_events``).
+
+    A feature value of the wrong type is missing in the profile and counted as a mismatch.
+    """
+    data: dict[str, list[object]] = {}
+    mismatched: dict[str, int] = {}
+    for name, kind in cfg.features.items():
+        values = [p.features.get(name) for p in preds]
+        data[name] = [v if fits_kind(v, kind) else None for v in values]
+        mismatched[name] = sum(v is None for v in data[name]) - sum(v is None for v in values)
     if cfg.task == "binary_classification":
         scores = [p.score if isinstance(p.score, float) else None for p in preds]
         if any(s is not None for s in scores):
-            columns["score"] = list(scores)
-    columns["prediction"] = [p.prediction for p in preds]
-    return build_reference(cfg.name, cfg.task, columns, dict(cfg.features))
+            data["score"] = list(scores)
+    data["prediction"] = [p.prediction for p in preds]
+    return build_reference(cfg.name, cfg.task, data, dict(cfg.features), type_mismatch=mismatched)
 
 
 def restore_prediction(cfg: ModelSettings, raw: object) -> Prediction:
     """A buffered bootstrap prediction from a checkpoint, typed as the decoder types them.
 
-    Only configured features are kept; their values and the prediction must be JSON scalars.
+    Only configured features are kept, as :func:`slim` keeps them (a JSON scalar, or the
+    shallow stand-in of a type mismatch); the prediction must be a JSON scalar.
     """
     d = checks.mapping(raw, f"model {cfg.name} bootstrap event")
     if set(d) != set(Prediction._fields):
         raise ValueError(f"model {cfg.name}: a bootstrap event has other fields")
     raw_features = checks.mapping(d["features"], "bootstrap event features")
     features = {k: raw_features.get(k) for k in cfg.features if k in raw_features}
-    if not all(_scalar(v) for v in (*features.values(), d["prediction"])):
+    stand_ins = list(_STAND_IN.values())
+    if not all(_scalar(v) or v in stand_ins for v in features.values()) or not _scalar(
+        d["prediction"]
+    ):
         raise ValueError(f"model {cfg.name}: a bootstrap event holds a non-scalar value")
     score = d["score"]
     if isinstance(score, dict):

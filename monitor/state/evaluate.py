@@ -9,9 +9,18 @@ import numpy as np
 
 from monitor.reference.bins import NumericProfile
 from monitor.snapshot import FeatureDrift, ModelResult, Snapshot, WindowResult
-from monitor.state.model_state import PREDICTION, ModelState, Slot
+from monitor.state.layout import PREDICTION, Slot, drift_counts
+from monitor.state.model_state import ModelState
+from monitor.state.quality import reference_quality, window_quality
 from monitor.state.window import IntArray, WindowView
-from monitor.stats.drift import benjamini_hochberg, chi2_two_sample, coarsen, ks_binned, psi
+from monitor.stats.drift import (
+    benjamini_hochberg,
+    chi2_two_sample,
+    coarsen,
+    js_distance,
+    ks_binned,
+    psi,
+)
 
 
 def _psi_counts(slot: Slot, counts: IntArray) -> tuple[IntArray, IntArray]:
@@ -27,37 +36,33 @@ def _psi_counts(slot: Slot, counts: IntArray) -> tuple[IntArray, IntArray]:
     return ref, counts
 
 
-def feature_drift(slot: Slot, counts: IntArray) -> tuple[FeatureDrift, float]:
-    """Drift statistics of one feature's window counts; returns the p-value used for the FDR."""
+def feature_drift(slot: Slot, cells: IntArray) -> tuple[FeatureDrift, float]:
+    """Drift and data quality of one feature's window cells; returns the p-value for the FDR.
+
+    ``drift_detected`` is left False: the verdict needs every feature's p-value (see
+    :func:`evaluate_window`).
+    """
+    counts = drift_counts(slot, cells)
     ref_c, win_c = _psi_counts(slot, counts)
     chi2 = chi2_two_sample(ref_c, win_c)
     value = psi(ref_c, win_c)
-    if isinstance(slot.profile, NumericProfile):
-        ks = ks_binned(slot.profile.counts[:-1], counts[:-1])
-        drift = FeatureDrift(
-            feature=slot.name,
-            kind="numeric",
-            count=int(counts.sum()),
-            psi=value,
-            ks_statistic=ks.statistic,
-            ks_pvalue=ks.pvalue,
-            ks_bound=slot.profile.ks_bound,
-            chi2_pvalue=chi2.pvalue,
-            drift_detected=False,
-        )
-        return drift, ks.pvalue
+    numeric = isinstance(slot.profile, NumericProfile)
+    ks = ks_binned(slot.profile.counts[:-1], counts[:-1]) if numeric else None
     drift = FeatureDrift(
         feature=slot.name,
-        kind="categorical",
+        kind=slot.kind,
         count=int(counts.sum()),
         psi=value,
-        ks_statistic=None,
-        ks_pvalue=None,
-        ks_bound=None,
+        ks_statistic=None if ks is None else ks.statistic,
+        ks_pvalue=None if ks is None else ks.pvalue,
+        ks_bound=slot.profile.ks_bound if isinstance(slot.profile, NumericProfile) else None,
         chi2_pvalue=chi2.pvalue,
         drift_detected=False,
+        js_distance=None if numeric else js_distance(ref_c, win_c),
+        quality=window_quality(slot, cells),
+        reference_quality=reference_quality(slot.profile),
     )
-    return drift, chi2.pvalue
+    return drift, chi2.pvalue if ks is None else ks.pvalue
 
 
 def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
@@ -88,17 +93,19 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         drifts.append(d)
         pvalues.append(p)
     if policy.fdr == "benjamini_hochberg":
-        rejected, _ = benjamini_hochberg(np.array(pvalues), policy.fdr_level)
+        significant, _ = benjamini_hochberg(np.array(pvalues), policy.fdr_level)
     else:  # each feature tested alone, at its own kind's level
         limits = [policy.detection_level(d.kind) for d in drifts]
-        rejected = np.array(pvalues) < np.array(limits)
+        significant = np.array(pvalues) < np.array(limits)
     drifts = [
-        replace(d, drift_detected=bool(r)) for d, r in zip(drifts, rejected.tolist(), strict=True)
+        replace(d, drift_detected=policy.drifted(d.kind, bool(sig), d.effect_size))
+        for d, sig in zip(drifts, significant.tolist(), strict=True)
     ]
     prediction_psi = None
     pred_slot = next((s for s in state.slots if s.name == PREDICTION), None)
     if pred_slot is not None:
-        ref_c, win_c = _psi_counts(pred_slot, view.total[pred_slot.offset : pred_slot.stop])
+        cells = view.total[pred_slot.offset : pred_slot.stop]
+        ref_c, win_c = _psi_counts(pred_slot, drift_counts(pred_slot, cells))
         prediction_psi = psi(ref_c, win_c)
     return WindowResult(
         window=view.name,

@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.events import Label, Prediction
-from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
 from monitor.state import bootstrap
@@ -38,71 +37,10 @@ from monitor.state import restore_checks as checks
 from monitor.state.bootstrap import bootstrap_reference, footprint, restore_prediction
 from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
+from monitor.state.layout import Slot, columns, layout
 from monitor.state.performance_state import LabelResult, PerformanceState
 from monitor.state.versions import VersionLog
-from monitor.state.window import IntArray, PaneRing, WindowView
-
-PREDICTION = "__prediction__"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where one feature's bins sit in the side-by-side count vector."""
-
-    name: str
-    profile: Profile
-    offset: int
-
-    @property
-    def stop(self) -> int:
-        return self.offset + self.profile.n_bins
-
-
-def layout(cfg: ModelSettings, reference: ReferenceProfile) -> tuple[Slot, ...]:
-    """The configured features (config order) then the prediction distribution, if any."""
-    slots: list[Slot] = []
-    offset = 0
-    for name, kind in cfg.features.items():
-        profile = reference.features.get(name)
-        if profile is None:
-            raise ValueError(f"model {cfg.name}: reference has no feature {name!r}")
-        expected = NumericProfile if kind == "numeric" else CategoricalProfile
-        if not isinstance(profile, expected):
-            raise ValueError(
-                f"model {cfg.name}: feature {name!r} is {kind} in the config "
-                "but not in the reference"
-            )
-        slots.append(Slot(name, profile, offset))
-        offset += profile.n_bins
-    if reference.prediction is not None:
-        slots.append(Slot(PREDICTION, reference.prediction, offset))
-    return tuple(slots)
-
-
-def prediction_value(cfg: ModelSettings, p: Prediction) -> object:
-    """The scalar whose distribution is tracked as prediction drift.
-
-    Binary: the positive-class score (the prediction itself when no score is sent);
-    regression: the predicted value; multiclass: the predicted class.
-    """
-    if cfg.task == "binary_classification":
-        return p.score if isinstance(p.score, float) else p.prediction
-    return p.prediction
-
-
-def _column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction]) -> IntArray:
-    if slot.name == PREDICTION:
-        values = [prediction_value(cfg, p) for p in preds]
-    else:
-        values = [p.features.get(slot.name) for p in preds]
-    if isinstance(slot.profile, NumericProfile):
-        numeric = (
-            [v if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values]
-            if slot.name == PREDICTION
-            else values
-        )
-        return slot.profile.bin_index(np.array(numeric, dtype=np.float64)) + slot.offset
-    return slot.profile.bin_index(values) + slot.offset
+from monitor.state.window import PaneRing, WindowView
 
 
 @dataclass
@@ -220,14 +158,14 @@ class ModelState:
             self.clocks.advance(partition, newest, arrived_at)
             return result
         encoded = self.perf.encode(preds)
-        bins = np.stack([_column(self.cfg, s, preds) for s in self.slots], axis=1).ravel()
+        cells = columns(self.cfg, self.slots, preds)
         # From here on numbers only: the state changes.
         self.clocks.advance(partition, newest, arrived_at)
         counts, result.delays = self.perf.add_predictions(encoded, keys, ts, self.newest_seen)
         counts.duplicate_predictions = result.join.duplicate_predictions
         result.join = counts
         for ring in self.windows.values():
-            ring.add(ts, bins, per_event=len(self.slots))
+            ring.add(ts, cells, per_event=len(self.slots))
         if self.windows:
             start = min(ring.bounds()[0] for ring in self.windows.values())
             result.out_of_window = int((ts < start).sum())
@@ -242,20 +180,18 @@ class ModelState:
         completes the buffer is counted against the new reference.
         """
         room, size, target = self.bootstrap_needed, self._bootstrap_bytes, self._rebaseline_to
-        slim: list[Prediction] = []
+        kept: list[Prediction] = []
         rest: Sequence[Prediction] = ()
         for i, p in enumerate(preds):
-            if len(slim) == room or size >= bootstrap.BOOTSTRAP_MAX_BYTES:
+            if len(kept) == room or size >= bootstrap.BOOTSTRAP_MAX_BYTES:
                 rest = preds[i:]
                 break
             if target is not None and p.version != target:
                 continue
-            if not p.features.keys() <= self._known:
-                p = p._replace(features={k: v for k, v in p.features.items() if k in self._known})
-            slim.append(p)
-            size += footprint(p)
-        buffered = [*self._bootstrap, *((partition, p) for p in slim)]
-        if len(slim) < room and size < bootstrap.BOOTSTRAP_MAX_BYTES:
+            kept.append(bootstrap.slim(self.cfg.features, p))
+            size += footprint(kept[-1])
+        buffered = [*self._bootstrap, *((partition, p) for p in kept)]
+        if len(kept) < room and size < bootstrap.BOOTSTRAP_MAX_BYTES:
             self._bootstrap, self._bootstrap_bytes = buffered, size
             return result
         # Built before any change: it may raise, and the buffer is then as it was.

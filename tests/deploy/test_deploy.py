@@ -37,6 +37,7 @@ import pytest
 from monitor.ingest.decode import DecodeError, Decoder
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
+from monitor.vocabulary import fits_kind
 from tests.support.deploy_checks import (
     COMPOSE,
     DASHBOARD,
@@ -94,6 +95,15 @@ GAUGES = {
     "modelmon_feature_ks_pvalue",
     "modelmon_feature_chi2_pvalue",
     "modelmon_feature_drift_detected",
+    "modelmon_feature_js_distance",
+    "modelmon_feature_missing_ratio",
+    "modelmon_feature_out_of_range_ratio",
+    "modelmon_feature_unseen_ratio",
+    "modelmon_feature_type_mismatch_ratio",
+    "modelmon_feature_reference_missing_ratio",
+    "modelmon_feature_reference_out_of_range_ratio",
+    "modelmon_feature_reference_unseen_ratio",
+    "modelmon_feature_reference_type_mismatch_ratio",
     "modelmon_prediction_psi",
     "modelmon_window_predictions",
     "modelmon_window_labels",
@@ -217,6 +227,14 @@ def test_issue_alerts_are_present() -> None:
     assert "consumer_lag" in exprs["ModelmonConsumerLagHigh"]
     assert "modelmon_webhook_deliveries_total" in exprs["ModelmonWebhookDeliveryFailed"]
     assert "modelmon_degraded" in exprs["ModelmonModelDegraded"]
+    # issue 11: data quality, on the excess over the reference (type mismatches: absolute)
+    for alert, ratio in [
+        ("ModelmonFeatureMissingHigh", "missing_ratio"),
+        ("ModelmonFeatureOutOfRange", "out_of_range_ratio"),
+        ("ModelmonFeatureUnseenCategories", "unseen_ratio"),
+    ]:
+        assert f"modelmon_feature_{ratio} - modelmon_feature_reference_{ratio}" in exprs[alert]
+    assert "modelmon_feature_type_mismatch_ratio" in exprs["ModelmonFeatureTypeMismatch"]
 
 
 def test_alerts_carry_severity_and_summary() -> None:
@@ -511,7 +529,7 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
     producer = _load_module(DEPLOY / "compose" / "producer.py", "modelmon_demo_producer")
     settings = load_settings(DEPLOY / "compose" / "modelmon.yaml")
     schemas = {m.name: m.features for m in settings.models}
-    predictions = Decoder(settings.fields, schemas, max_future_skew=settings.time.max_future_skew)
+    predictions = Decoder(settings.fields, max_future_skew=settings.time.max_future_skew)
     traffic = producer.DemoTraffic(rate=20, drift_after=5, label_delay=3)
 
     t0 = 1.8e9  # the decoder refuses implausible event times
@@ -526,6 +544,8 @@ def test_demo_producer_traffic_decodes_under_the_compose_config(
         assert not isinstance(event, DecodeError), event
         assert key.decode() == event.id, "keyed by id: co-partitioned with its label"
         assert set(json.loads(value)["features"]) == set(schemas[event.model])
+        # the decoder keeps wrong-typed values (counted as mismatches): check the types here
+        assert all(fits_kind(v, schemas[event.model][k]) for k, v in event.features.items())
     sent_at = {r[1]: now for now, r in preds}
     for now, (_, key, value) in labels:
         label = predictions.label(value, kafka_ts=0.0, now=t0 + 10)
@@ -813,7 +833,13 @@ def test_dashboard_panel_ids_unique_and_layout_sane(dashboard: dict[str, Any]) -
 
 def test_dashboard_rows_and_heatmap(dashboard: dict[str, Any]) -> None:
     rows = [p["title"].lower() for p in dashboard["panels"] if p["type"] == "row"]
-    assert [r.split()[0] for r in rows] == ["overview", "drift", "performance", "operations"]
+    assert [r.split()[0] for r in rows] == [
+        "overview",
+        "drift",
+        "data",
+        "performance",
+        "operations",
+    ]
     heatmaps = [p for p in all_panels(dashboard) if p["type"] == "heatmap"]
     assert any(
         "modelmon_feature_psi" in t["expr"] and "feature" in t["legendFormat"]

@@ -52,6 +52,7 @@ def one_input(data: bytes) -> None:
     from monitor.events import DecodeError, Label, Prediction
     from monitor.ingest.decode import REASONS, Decoder
     from monitor.settings import FieldMapping
+    from monitor.state.bootstrap import slim
 
     fdp = atheris.FuzzedDataProvider(data)
     if fdp.ConsumeBool():
@@ -61,7 +62,7 @@ def one_input(data: bytes) -> None:
         fields.setdefault("model", b'"fraud"')
         raw = b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in fields.items()) + b"}"
     kafka_ts = fdp.ConsumeFloat()
-    decoder = Decoder(FieldMapping(), SCHEMAS, max_future_skew=SKEW)  # type: ignore[arg-type]
+    decoder = Decoder(FieldMapping(), max_future_skew=SKEW)
     for decode in (decoder.prediction, decoder.label):
         out = decode(raw, kafka_ts, now=NOW)
         if isinstance(out, DecodeError):
@@ -71,7 +72,7 @@ def one_input(data: bytes) -> None:
         assert isinstance(out, Prediction | Label), out
         assert out.id != "" and out.timestamp <= NOW + SKEW, out
         if isinstance(out, Prediction):
-            kept = {k: out.features.get(k) for k in SCHEMAS.get(out.model, {})}
+            kept = slim(SCHEMAS.get(out.model, {}), out).features  # what the buffer keeps
             orjson.dumps([out.id, out.version, out.prediction, out.score, kept])
         else:
             orjson.dumps(out._asdict())

@@ -23,7 +23,7 @@ MALFORMED = {
     b"[1, 2]": "not_an_object",
     b'{"model": "fraud", "prediction": 1}': "missing_field",
     b'{"id": "x", "model": "fraud", "timestamp": "yesterday", "prediction": 1}': "bad_timestamp",
-    b'{"id": "y", "model": "fraud", "features": {"amount": "lots"}, "prediction": 1}': "wrong_type",
+    b'{"id": "y", "model": "fraud", "features": [1], "prediction": 1}': "wrong_type",
 }
 
 

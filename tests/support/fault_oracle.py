@@ -138,11 +138,7 @@ class WindowCount:
 def decode(settings: Settings, records: Sequence[Record]) -> list[Prediction | Label]:
     """The valid events among ``records``, in the order they were produced."""
     kafka = settings.kafka
-    decoder = Decoder(
-        settings.fields,
-        {m.name: m.features for m in settings.models},
-        max_future_skew=settings.time.max_future_skew,
-    )
+    decoder = Decoder(settings.fields, max_future_skew=settings.time.max_future_skew)
     now = time.time()
     out: list[Prediction | Label] = []
     for rec in records:

@@ -61,6 +61,7 @@ def window(
             None,
             0.001 if drift_country else 0.6,
             drift_country,
+            js_distance=0.2 if drift_country else 0.02,
         ),
     )
     return WindowResult(

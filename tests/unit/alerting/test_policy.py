@@ -94,21 +94,34 @@ def test_each_performance_rule(rule: str, limit: float, metric: str, bad: float)
     [
         ({"ks_alpha": None, "chi2_alpha": None}, True, None),
         ({"ks_alpha": None, "chi2_alpha": 0.01}, True, None),
-        ({"ks_alpha": 0.01, "chi2_alpha": None}, True, ("feature_ks_pvalue", "amount", 1e-4)),
-        ({"ks_alpha": None, "chi2_alpha": 0.01}, False, ("feature_chi2_pvalue", "country", 1e-3)),
+        (
+            {"ks_alpha": 0.01, "chi2_alpha": None},
+            True,
+            (("feature_ks_pvalue", 1e-4, 0.01), ("feature_ks_statistic", 0.1, 0.1)),
+        ),
+        (
+            {"ks_alpha": None, "chi2_alpha": 0.01},
+            False,
+            (("feature_chi2_pvalue", 1e-3, 0.01), ("feature_js_distance", 0.2, 0.1)),
+        ),
         ({"ks_alpha": 0.01, "chi2_alpha": None}, False, None),
     ],
 )
 def test_drift_tests_are_rules_only_when_their_alpha_is_set(
-    alphas: dict[str, float | None], numeric: bool, expected: tuple[str, str, float] | None
+    alphas: dict[str, float | None],
+    numeric: bool,
+    expected: tuple[tuple[str, float, float], ...] | None,
 ) -> None:
+    """A drifted feature's evidence: its p-value against alpha, its effect size against the
+    policy's floor (issue 11: drift is significant and material)."""
     policy = Policy([model_cfg(breaches_to_fire=1, psi_max=None, **alphas)], FakeClock())
     findings = run(policy, snap(window(drift=numeric, drift_country=not numeric)))
     if expected is None:
         assert findings == []
     else:
         [fired] = findings
-        assert fired.reasons == (Reason(*expected, 0.01),)
+        feature = "amount" if numeric else "country"
+        assert fired.reasons == tuple(Reason(m, feature, v, t) for m, v, t in expected)
 
 
 def test_prediction_psi_is_a_rule() -> None:
@@ -261,6 +274,7 @@ def test_data_matches_the_webhook_contract() -> None:
                 "value": 0.0001,
                 "threshold": 0.01,
             },
+            {"metric": "feature_ks_statistic", "feature": "amount", "value": 0.1, "threshold": 0.1},
         ],
         "top_drifted_features": [{"feature": "amount", "psi": 0.31, "drift_detected": True}],
         "kafka": {"predictions": {"0": [1200, 9800]}},

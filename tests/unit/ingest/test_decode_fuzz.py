@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from monitor.events import DecodeError, Label, Prediction
 from monitor.ingest.decode import REASONS, Decoder
 from monitor.settings import FieldMapping
+from monitor.state.bootstrap import slim
 
 NOW = 1_796_000_000.0
 SCHEMAS = {"fraud": {"amount": "numeric", "country": "categorical"}}
@@ -43,7 +44,7 @@ def deep(depth: int, leaf: bytes, obj: bool) -> bytes:
 
 
 def decoder() -> Decoder:
-    return Decoder(FieldMapping(), SCHEMAS, max_future_skew=300.0)  # type: ignore[arg-type]
+    return Decoder(FieldMapping(), max_future_skew=300.0)
 
 
 def check(raw: bytes | None) -> None:
@@ -58,7 +59,7 @@ def check(raw: bytes | None) -> None:
             assert out.id != "" and isinstance(out.id, str)
             # What a checkpoint keeps of an event serialises (no depth, no odd types).
             if isinstance(out, Prediction):
-                kept = {k: out.features.get(k) for k in SCHEMAS.get(out.model, {})}
+                kept = slim(SCHEMAS.get(out.model, {}), out).features  # what the buffer keeps
                 orjson.dumps([out.version, out.prediction, out.score, kept])
             else:
                 orjson.dumps(out._asdict())

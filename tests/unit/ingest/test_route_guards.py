@@ -96,14 +96,23 @@ def test_a_decoder_that_raises_costs_one_record(
     assert window_total(p) == 5
 
 
+class Unhashable(str):
+    """A category value that passes every type check and then fails to bin (a bug stand-in)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        raise TypeError("unhashable category")
+
+
 def test_an_apply_that_raises_on_one_event_costs_that_event_only(settings: Settings) -> None:
     """The batch fails, is applied again one by one: the culprit is dead-lettered, every
     other event is counted exactly once (no duplicates, nothing late, windows exact)."""
     p, registry = pipeline(settings)
     batch = p.decode([record(i) for i in range(8)])
     poisoned = batch.predictions["churn", 0][5]
-    # Content the decoder would refuse, planted past it: binning it raises mid-batch.
-    batch.predictions["churn", 0][5] = poisoned._replace(features={"x": object(), "c": "a"})
+    # Content no decoder produces, planted past it: binning it raises mid-batch.
+    batch.predictions["churn", 0][5] = poisoned._replace(features={"x": 1.0, "c": Unhashable()})
     dead = p.apply(batch)
     assert [(d.record.offset, d.reason, d.stream) for d in dead] == [
         (5, "internal_error", "predictions")
@@ -124,7 +133,7 @@ def test_a_failing_add_leaves_the_model_state_as_it_was(settings: Settings) -> N
     meta_before = state.to_state(before, "m")
     bad = [
         Prediction("q1", "churn", None, T0 + 100, {"x": 1.0, "c": "a"}, 1, 0.9),
-        Prediction("q2", "churn", None, T0 + 200, {"x": object(), "c": "b"}, 0, 0.1),
+        Prediction("q2", "churn", None, T0 + 200, {"x": 1.0, "c": Unhashable()}, 0, 0.1),
     ]
     with pytest.raises(TypeError):
         state.add_predictions(bad)

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.distance import jensenshannon
 from scipy.special import kolmogorov
 from scipy.stats import chi2_contingency, false_discovery_control, ks_2samp
 
@@ -20,6 +21,7 @@ from monitor.stats.drift import (
     benjamini_hochberg,
     chi2_two_sample,
     coarsen,
+    js_distance,
     ks_binned,
     psi,
 )
@@ -321,3 +323,29 @@ def test_evaluating_ten_models_stays_fast() -> None:
             chi2_two_sample(ref, win)
         best = min(best, time.perf_counter() - start)
     assert best < 0.1  # about 20 ms on a laptop; scipy.stats wrappers would cost ~0.2 s
+
+
+# --- Jensen-Shannon distance (issue 11: the categorical effect size) ----------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 30).flatmap(
+        lambda k: st.tuples(
+            st.lists(st.integers(0, 10**6), min_size=k, max_size=k).filter(any),
+            st.lists(st.integers(0, 10**6), min_size=k, max_size=k).filter(any),
+        )
+    )
+)
+def test_js_distance_matches_scipy_on_the_same_counts(pair: tuple[list[int], list[int]]) -> None:
+    ref, win = pair
+    expected = float(jensenshannon(ref, win, base=2))
+    assert js_distance(ref, win) == pytest.approx(expected, abs=1e-9)
+
+
+def test_js_distance_ends_and_empty_sides() -> None:
+    assert js_distance([3, 0, 0], [0, 0, 7]) == 1.0  # disjoint: the largest distance, base 2
+    assert js_distance([1, 2, 3], [10, 20, 30]) == 0.0
+    assert math.isnan(js_distance([0, 0], [1, 2])) and math.isnan(js_distance([1, 2], [0, 0]))
+    with pytest.raises(ValueError, match="bin count mismatch"):
+        js_distance([1, 2], [1, 2, 3])
