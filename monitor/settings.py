@@ -317,12 +317,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     models: list[ModelSettings] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_models(self) -> Settings:
-        names = [m.name for m in self.models]
-        if len(set(names)) != len(names):
-            raise ValueError("model names must be unique")
-        return self
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelSettings]) -> list[ModelSettings]:
+        seen: set[str] = set()
+        for m in models:
+            if m.name in seen:  # named, so the fix is obvious in a long config
+                raise ValueError(f"model names must be unique: {m.name!r} appears twice")
+            seen.add(m.name)
+        return models
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
