@@ -1,7 +1,8 @@
 """Composition root and lifecycle: wiring, the consume loop, the scheduler, signals, shutdown.
 
 Lifecycle lives here and only here: a signal sets a flag, a second one (after a 1 s grace) forces
-exit, shutdown has a deadline, resources sit in one ``ExitStack``, offsets are committed after processing.
+exit, shutdown has a deadline, resources sit in one ``ExitStack``, offsets are committed after
+processing.
 """
 
 from __future__ import annotations
