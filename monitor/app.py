@@ -1,7 +1,8 @@
 """Composition root and lifecycle: wiring, the consume loop, the scheduler, signals, shutdown.
 
-Lifecycle lives here and only here: a signal sets a flag, a second signal forces exit, shutdown
-has a deadline, resources sit in one ``ExitStack``, offsets are committed after processing.
+Lifecycle lives here and only here: a signal sets a flag, a second one (after a 1 s grace) forces
+exit, shutdown has a deadline, resources sit in one ``ExitStack``, offsets are committed after
+processing.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from monitor.state.model_state import ModelState
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[["App", Offsets | None], Source]
+#: A repeated signal this soon after the first is the same request; later ones force the exit.
+REPEAT_SIGNAL_GRACE = 1.0
 
 
 def _kafka_source(app: App, positions: Offsets | None) -> Source:
@@ -95,7 +98,7 @@ class App:
         self.registry.register(SnapshotCollector(lambda: self.snapshot))
         self._source_factory = source_factory
         self._stop = threading.Event()
-        self._signals = 0
+        self._first_signal: float | None = None
         self._last_progress = clock()
         self._started = threading.Event()
         self._source: Source | None = None
@@ -203,12 +206,21 @@ class App:
         return self._stop.is_set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.error("second signal: exiting now")
+        name = signal.Signals(signum).name
+        now = self.clock()
+        if self._first_signal is None:
+            self._first_signal = now
+            log.info("received %s: shutting down", name)
+            self._stop.set()
+        elif now - self._first_signal < REPEAT_SIGNAL_GRACE:
+            # GNU timeout (and some supervisors) send SIGTERM twice in quick succession: that
+            # is one request, and must not cost the final checkpoint.
+            log.info(
+                "received %s again within %.0fs: still shutting down", name, REPEAT_SIGNAL_GRACE
+            )
+        else:
+            log.error("second %s: exiting now, without the final checkpoint", name)
             os._exit(1)
-        log.info("received %s: shutting down", signal.Signals(signum).name)
-        self._stop.set()
 
     def run(self, install_signals: bool = True) -> int:
         """Consume until stopped; returns the process exit code."""

@@ -2,7 +2,9 @@
 
 Nothing here opens a connection or a file (:mod:`monitor.settings_loader` reads the YAML and the
 environment), so ``modelmon validate-config`` and the daemon's start fail on the same errors,
-before any I/O.
+before any I/O. The service's sections live here, a model's in :mod:`monitor.settings_model`,
+what they share in :mod:`monitor.settings_base`; every name is importable from here. A field's
+docstring is its meaning in the JSON Schema and in ``docs/configuration.md``.
 
 Environment variables override the file, nested with ``__``::
 
@@ -12,19 +14,10 @@ Environment variables override the file, nested with ``__``::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -32,343 +25,214 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from monitor.vocabulary import FeatureKind, Task
+from monitor.settings_base import (
+    DEFAULT_DRIFT_ALPHA,
+    ENV_PREFIX,
+    ConfigError,
+    Duration,
+    Section,
+    parse_duration,
+)
+from monitor.settings_model import (
+    BootstrapReference,
+    ModelSettings,
+    PolicySettings,
+    WebhookSettings,
+    WindowSpec,
+)
 
-ENV_PREFIX = "MODELMON_"
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+__all__ = [
+    "DEFAULT_DRIFT_ALPHA",
+    "ENV_PREFIX",
+    "BootstrapReference",
+    "ConfigError",
+    "Duration",
+    "EvaluationSettings",
+    "FieldMapping",
+    "HttpSettings",
+    "KafkaSettings",
+    "ModelSettings",
+    "PolicySettings",
+    "Settings",
+    "ShutdownSettings",
+    "StateSettings",
+    "TimeSettings",
+    "WebhookSettings",
+    "WindowSpec",
+    "parse_duration",
+]
 
 
-def parse_duration(value: object) -> float:
-    """Parse ``10s``, ``5m``, ``1h``, ``24h``, ``250ms``, ``2d`` or plain seconds into seconds.
-
-    >>> parse_duration("5m"), parse_duration(30), parse_duration("1.5h")
-    (300.0, 30.0, 5400.0)
-    """
-    if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or like 10s, 5m, 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    else:
-        raise ValueError(f"invalid duration {value!r}: use seconds or e.g. 10s, 5m, 1h, 24h")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Connection and topics; security fields are named as kafka-python names them."""
 
     bootstrap_servers: str = "localhost:9092"
-    #: None only for tools and benchmarks: no group, no commits.
+    """Brokers to start from, comma-separated host:port."""
     group_id: str | None = "modelmon"
-    #: Static group membership (KIP-345): a restarted replica with the same id takes its
-    #: partitions back without a rebalance or waiting for its old session to expire. Give each
-    #: replica its own stable value (e.g. the pod name), or leave it unset.
+    """Consumer group; replicas share it. null only for tools and benchmarks (no commits)."""
     group_instance_id: str | None = None
+    """Static group membership (KIP-345): a restarted replica with the same id takes its
+    partitions back without a rebalance. Give each replica its own stable value (e.g. the pod
+    name), or leave it unset."""
     client_id: str = "modelmon"
+    """Client id the brokers log and quota by."""
     predictions_topic: str = "predictions"
+    """Topic of the prediction events (key it by prediction id)."""
     labels_topic: str = "labels"
+    """Topic of the ground-truth labels (key it by prediction id, co-partitioned)."""
     dead_letter_topic: str = "modelmon-dlq"
+    """Where undecodable records go, with headers saying why."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How to talk to the brokers."""
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."""
     sasl_plain_username: str | None = None
+    """SASL user name."""
     sasl_plain_password: SecretStr | None = None
+    """SASL password; set MODELMON_KAFKA__SASL_PLAIN_PASSWORD rather than writing it here."""
     ssl_cafile: Path | None = None
+    """CA bundle to verify the brokers with."""
     ssl_certfile: Path | None = None
+    """Client certificate (mutual TLS)."""
     ssl_keyfile: Path | None = None
+    """Client certificate's key."""
     ssl_password: SecretStr | None = None
+    """Password of the client key."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a new consumer group starts reading."""
     max_poll_records: int = Field(2000, ge=1, le=100_000)
+    """Records per batch; bounds memory under a burst."""
     poll_timeout: Duration = 0.5
-    #: How long the broker may hold a fetch waiting for data. Lower than kafka-python's 500 ms
-    #: because a fetch that spans an idle partition (a quiet labels topic) can wait that long
-    #: even while the predictions partition has data (measured 6x slower on the test broker).
+    """How long one poll waits for records."""
     fetch_max_wait_ms: int = Field(100, ge=0, le=10_000)
+    """How long the broker may hold a fetch waiting for data. Lower than kafka-python's 500 ms:
+    a fetch spanning an idle partition (a quiet labels topic) can wait that long even while the
+    predictions partition has data."""
     session_timeout_ms: int = Field(10_000, ge=1000)
+    """A replica silent this long loses its partitions."""
     heartbeat_interval_ms: int = Field(3_000, ge=100)
+    """How often the consumer tells the group it is alive."""
     request_timeout_ms: int = Field(30_000, ge=1000)
-    #: A dead-letter copy (key + value + headers) larger than this is truncated, with headers
-    #: saying so and giving the original size. Below the broker's default 1 MiB message limit
-    #: (``message.max.bytes``), which a default producer's 1 MiB record can already exceed
-    #: once the explaining headers are added.
+    """How long one request to a broker may take."""
     dead_letter_max_bytes: int = Field(900_000, ge=64 * 1024, le=100 * 2**20)
+    """A dead-letter copy (key + value + headers) larger than this is truncated, with headers
+    saying so and giving the original size; below the broker's default 1 MiB message limit,
+    which a default producer's 1 MiB record can exceed once the explaining headers are added."""
 
 
-class HttpSettings(_Section):
+class HttpSettings(Section):
     """Where the endpoints listen and how much a client may take (see ``serve/connections``)."""
 
-    #: 0.0.0.0 serves every interface: bind 127.0.0.1 to keep the endpoints on the host.
     host: str = "0.0.0.0"
+    """Address to listen on; 0.0.0.0 serves every interface, 127.0.0.1 only this host."""
     port: int = Field(9108, ge=0, le=65535)
-    #: TLS and basic auth, in the Prometheus exporter-toolkit format (node_exporter's
-    #: --web.config.file); relative paths inside it are relative to that file.
+    """Port of /metrics, /healthz, /readyz, /api/v1/status and /."""
     web_config_file: Path | None = None
-    #: A connection that sends or takes nothing for this long is closed.
+    """TLS and basic auth, in the Prometheus exporter-toolkit format (node_exporter's
+    --web.config.file); relative paths inside it are relative to that file."""
     idle_timeout: Duration = Field(10.0, gt=0)
-    #: A connection is closed this long after it was accepted, whatever it is doing.
+    """A connection that sends or takes nothing for this long is closed."""
     request_timeout: Duration = Field(30.0, gt=0)
-    #: Connections served at once (one thread each); more wait in the listen backlog.
+    """A connection is closed this long after it was accepted, whatever it is doing."""
     max_connections: int = Field(8, ge=1, le=1024)
+    """Connections served at once (one thread each); more wait in the listen backlog."""
 
 
-class StateSettings(_Section):
+class StateSettings(Section):
+    """Where the checkpoint and the webhook outbox live."""
+
     dir: Path = Path("/var/lib/modelmon")
+    """Directory of the checkpoint and the webhook outbox; must be writable."""
     checkpoint_interval: Duration = 30.0
+    """How often the state is checkpointed (and the offsets it covers committed)."""
 
 
-class EvaluationSettings(_Section):
+class EvaluationSettings(Section):
+    """How often the windows are evaluated."""
+
     interval: Duration = Field(15.0, gt=0)
-    #: Liveness fails when the consume loop has not made progress for this long.
+    """Time between two evaluations (statistics, policy, webhooks)."""
     liveness_timeout: Duration = Field(120.0, gt=0)
+    """/healthz fails when the consume loop has not made progress for this long."""
 
 
-class TimeSettings(_Section):
+class TimeSettings(Section):
     """How far event time may run ahead of the wall clock."""
 
-    #: A record dated further ahead than wall clock + this is dead-lettered
-    #: (``future_timestamp``), so one bad clock cannot move a watermark into the future and make
-    #: every later event late; watermarks restored from a checkpoint are clamped to it too.
     max_future_skew: Duration = 300.0
+    """A record dated further ahead than wall clock + this is dead-lettered
+    (`future_timestamp`), so one bad clock cannot move event time into the future and make every
+    later event late; event times restored from a checkpoint are clamped to the wall clock."""
 
 
-class ShutdownSettings(_Section):
+class ShutdownSettings(Section):
+    """How long stopping may take."""
+
     deadline: Duration = Field(20.0, gt=0)
+    """The final checkpoint, commit and close must finish within this; keep Kubernetes'
+    terminationGracePeriodSeconds above it."""
 
 
-class WindowSpec(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    length: Duration = Field(gt=0)
-    pane: Duration = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _panes_tile_window(self) -> WindowSpec:
-        ratio = self.length / self.pane
-        if abs(ratio - round(ratio)) > 1e-9:
-            raise ValueError(f"window {self.name}: length must be a whole number of panes")
-        if round(ratio) > 10_000:
-            raise ValueError(f"window {self.name}: more than 10000 panes; use a larger pane")
-        return self
-
-
-#: The level drift tests run at when ``ks_alpha`` is unset (the drift rule is then off, but
-#: ``modelmon_feature_drift_detected`` is still exported).
-DEFAULT_DRIFT_ALPHA = 0.01
-
-
-class PolicySettings(_Section):
-    min_samples: int = Field(500, ge=1)
-    psi_max: float | None = Field(0.2, gt=0)
-    ks_alpha: float | None = Field(DEFAULT_DRIFT_ALPHA, gt=0, lt=1)
-    chi2_alpha: float | None = Field(DEFAULT_DRIFT_ALPHA, gt=0, lt=1)
-    fdr: Literal["benjamini_hochberg", "none"] = "benjamini_hochberg"
-    accuracy_min: float | None = Field(None, ge=0, le=1)
-    breaches_to_fire: int = Field(3, ge=1)
-    cooldown: Duration = 6 * 3600.0
-    #: Which window the rules read; default: the model's longest window.
-    window: str | None = None
-    f1_min: float | None = Field(None, ge=0, le=1)
-    roc_auc_min: float | None = Field(None, ge=0, le=1)
-    mae_max: float | None = Field(None, gt=0)
-    rmse_max: float | None = Field(None, gt=0)
-    #: Label-free (from scores), so it needs min_samples but not min_labels.
-    estimated_accuracy_min: float | None = Field(None, ge=0, le=1)
-    #: Fire on breaches_to_fire breaching evaluations among the last breaches_window ones
-    #: (N of M); None: breaches_to_fire consecutive ones.
-    breaches_window: int | None = Field(None, ge=1)
-    #: Hysteresis. Recovery needs every rule back inside its threshold by this fraction:
-    #: upper limits (psi_max, mae_max, rmse_max) x (1 - margin); lower limits on ratios keep
-    #: (1 - margin) of their allowed shortfall from 1 (accuracy_min 0.9 -> 0.91).
-    recovery_margin: float = Field(0.1, ge=0, lt=1)
-    #: Performance rules other than estimated accuracy need this many labels in the window.
-    min_labels: int = Field(200, ge=1)
-    #: Effect-size floors: a significant test is drift only when the change is also material.
-    #: At tens of thousands of predictions every test rejects on shifts nobody would act on;
-    #: the effect size does not grow with traffic. KS statistic D for numeric features.
-    ks_min_statistic: float = Field(0.1, ge=0, le=1)
-    #: Jensen-Shannon distance (base 2, in [0, 1]) of categorical frequencies.
-    js_min_distance: float = Field(0.1, ge=0, le=1)
-    #: Data-quality rules (off when None): breach when a feature's window ratio exceeds the
-    #: reference's own ratio by more than this (an excess, so a feature that was 3 % missing
-    #: in training is judged on what it adds).
-    missing_ratio_max: float | None = Field(None, gt=0, le=1)
-    out_of_range_ratio_max: float | None = Field(None, gt=0, le=1)
-    unseen_ratio_max: float | None = Field(None, gt=0, le=1)
-
-    @property
-    def fdr_level(self) -> float:
-        """The level Benjamini-Hochberg controls across a model's features."""
-        return self.ks_alpha if self.ks_alpha is not None else DEFAULT_DRIFT_ALPHA
-
-    def detection_level(self, kind: FeatureKind) -> float:
-        """The level a feature of this kind is declared drifted at.
-
-        With Benjamini-Hochberg every feature's test runs at the one FDR level; without it, KS
-        at ``ks_alpha`` and chi-square at ``chi2_alpha`` (each falling back to the FDR level).
-        """
-        if self.fdr == "benjamini_hochberg" or kind == "numeric" or self.chi2_alpha is None:
-            return self.fdr_level
-        return self.chi2_alpha
-
-    def min_effect(self, kind: FeatureKind) -> float:
-        """The smallest effect size that counts as drift: KS D or Jensen-Shannon distance."""
-        return self.ks_min_statistic if kind == "numeric" else self.js_min_distance
-
-    def drifted(self, kind: FeatureKind, significant: bool, effect: float | None) -> bool:
-        """The one definition of a drifted feature: significant **and** material.
-
-        ``significant`` is the test's verdict at :meth:`detection_level` (after
-        Benjamini-Hochberg when configured); ``effect`` is the KS statistic (numeric) or the
-        Jensen-Shannon distance (categorical). NaN or None is never drift.
-
-        >>> p = PolicySettings()
-        >>> p.drifted("numeric", True, 0.05), p.drifted("numeric", True, 0.1)
-        (False, True)
-        >>> p.drifted("categorical", False, 0.9), p.drifted("categorical", True, None)
-        (False, False)
-        """
-        return significant and effect is not None and effect >= self.min_effect(kind)
-
-    @model_validator(mode="after")
-    def _n_of_m(self) -> PolicySettings:
-        if self.breaches_window is not None and self.breaches_window < self.breaches_to_fire:
-            raise ValueError("breaches_window must be at least breaches_to_fire")
-        return self
-
-
-class WebhookSettings(_Section):
-    """Where a model's retraining webhooks go and how they are signed and retried.
-
-    The signing secret comes from ``secret_env`` (the name of an environment variable),
-    ``secret_file`` (e.g. a mounted Kubernetes Secret) or ``secret``; a value may hold two
-    whitespace-separated secrets during a rotation (both sign). ``whsec_`` secrets are
-    base64-decoded as the Standard Webhooks spec says.
-    """
-
-    url: str
-    secret_env: str | None = None
-    secret_file: Path | None = None
-    secret: SecretStr | None = None
-    allow_private_targets: bool = False
-    timeout: Duration = Field(15.0, gt=0)
-    #: Delays between attempts (the last repeats); default 5s 30s 2m 10m 30m 1h.
-    retry_schedule: list[Duration] | None = Field(None, min_length=1)
-    #: Give up (dead-letter the event in the outbox) this long after it was created.
-    retry_max_age: Duration = Field(24 * 3600.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _http_only(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("webhook url must start with http:// or https://")
-        return url
-
-    @model_validator(mode="after")
-    def _one_secret_source(self) -> WebhookSettings:
-        given = [self.secret_env, self.secret_file, self.secret]
-        if sum(v is not None for v in given) != 1:
-            raise ValueError("give exactly one of secret_env, secret_file, secret")
-        return self
-
-
-class FieldMapping(_Section):
+class FieldMapping(Section):
     """Where each event field lives in the producer's JSON (dots address nested keys)."""
 
     id: str = "id"
+    """The prediction id; a label carries the same one."""
     model: str = "model"
+    """The model's name."""
     version: str = "version"
+    """The model's version (optional in events)."""
     timestamp: str = "timestamp"
+    """Event time: epoch seconds or RFC 3339; absent: the Kafka record timestamp."""
     features: str = "features"
+    """The object of feature values."""
     prediction: str = "prediction"
+    """The predicted class or value."""
     score: str = "score"
+    """The positive-class probability, or {class: probability} for multiclass."""
     label: str = "label"
-
-
-class BootstrapReference(_Section):
-    """Build the reference from the model's first N events instead of a file."""
-
-    bootstrap_events: int = Field(ge=100)
-    #: When a new model version appears (monitor/state/versions: once per version, flips
-    #: between known versions are no change), rebuild the reference from that version's first
-    #: bootstrap_events predictions (the windows restart empty; the change is reported).
-    rebaseline_on_version_change: bool = False
-
-
-class ModelSettings(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
-    task: Task = "binary_classification"
-    positive_class: int | str = 1
-    classes: list[int | str] | None = None
-    reference: Path | BootstrapReference
-    windows: list[WindowSpec] = Field(
-        default_factory=lambda: [
-            WindowSpec(name="5m", length=300, pane=10),
-            WindowSpec(name="1h", length=3600, pane=60),
-        ],
-        min_length=1,
-    )
-    allowed_lateness: Duration = 120.0
-    #: A partition that delivered nothing for this long (wall time) stops holding the model's
-    #: watermark back (label-join expiry follows the slowest active partition).
-    idle_partition_timeout: Duration = Field(60.0, gt=0)
-    label_ttl: Duration = 24 * 3600.0
-    #: How long (event time) a label whose prediction has not arrived yet waits for it.
-    label_wait: Duration = 600.0
-    #: Predictions remembered for their labels (~40 B each); the oldest are evicted beyond it.
-    max_pending: int = Field(1_000_000, ge=1)
-    max_early_labels: int = Field(100_000, ge=1)
-    features: dict[str, FeatureKind] = Field(min_length=1)
-    policy: PolicySettings = PolicySettings()
-    webhook: WebhookSettings | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ModelSettings:
-        names = [w.name for w in self.windows]
-        if len(set(names)) != len(names):
-            raise ValueError(f"model {self.name}: window names must be unique")
-        if self.policy.window is not None and self.policy.window not in names:
-            raise ValueError(f"model {self.name}: policy.window {self.policy.window!r} unknown")
-        if self.task == "multiclass_classification" and not self.classes:
-            raise ValueError(f"model {self.name}: multiclass_classification needs `classes`")
-        return self
-
-    @property
-    def longest_window(self) -> float:
-        return max(w.length for w in self.windows)
+    """The ground truth, in label events."""
 
 
 class Settings(BaseSettings):
-    """The whole configuration. Build it with :func:`load_settings`."""
+    """The whole configuration. Build it with :func:`~monitor.settings_loader.load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
     kafka: KafkaSettings = KafkaSettings()
+    """The brokers and topics."""
     fields: FieldMapping = FieldMapping()
+    """Where each field sits in the events' JSON."""
     http: HttpSettings = HttpSettings()
+    """The HTTP endpoints."""
     state: StateSettings = StateSettings()
+    """The checkpoint and the outbox."""
     evaluation: EvaluationSettings = EvaluationSettings()
+    """The evaluation tick."""
     shutdown: ShutdownSettings = ShutdownSettings()
+    """Stopping."""
     time: TimeSettings = TimeSettings()
+    """Event time against the wall clock."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Least severe log line written."""
     models: list[ModelSettings] = Field(min_length=1)
+    """The monitored models."""
 
-    @model_validator(mode="after")
-    def _unique_models(self) -> Settings:
-        names = [m.name for m in self.models]
-        if len(set(names)) != len(names):
-            raise ValueError("model names must be unique")
-        return self
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelSettings]) -> list[ModelSettings]:
+        seen: set[str] = set()
+        for m in models:
+            if m.name in seen:  # named, so the fix is obvious in a long config
+                raise ValueError(f"model names must be unique: {m.name!r} appears twice")
+            seen.add(m.name)
+        return models
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
@@ -397,7 +261,3 @@ class _EnvWithoutModels(EnvSettingsSource):
         if isinstance(data.get("models"), dict):
             del data["models"]
         return data
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with a one-line message naming the key."""

@@ -99,7 +99,10 @@ def format_validation_error(
             got = f" (got {one_line(redact(repr(value)), _GOT)})"
         var = _env_name(tuple(e["loc"]), environ or {}, origins or {})
         where = f"{var} ({loc or 'config'})" if var else loc or "config"
-        lines.append(f"{where}: {e['msg']}{got}")
+        # Our validators' messages say what is wrong and the fix; pydantic's "Value error, "
+        # prefix adds nothing to them.
+        msg = str(e["ctx"]["error"]) if e["type"] == "value_error" else e["msg"]
+        lines.append(f"{where}: {msg}{got}")
     return one_line("; ".join(lines))
 
 

@@ -141,7 +141,7 @@ def resolve_target(
             if kind is not None:
                 raise TargetRefusedError(
                     f"webhook host {host!r} resolves to {kind} address {addr}; "
-                    "set allow_private to permit it"
+                    "set allow_private_targets: true in the webhook to permit it"
                 )
     return addresses
 

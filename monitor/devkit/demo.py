@@ -141,7 +141,12 @@ def _view(snap: Snapshot | None, prod: Producer, elapsed: float, app: App) -> Gr
         f"http://127.0.0.1:{app.http.port}/metrics",
         style="bold red" if prod.drifting else "bold",
     )
-    parts: list[Table | Text | Panel] = [head]
+    return Group(head, *_feature_tables(snap))
+
+
+def _feature_tables(snap: Snapshot | None) -> list[Table | Text | Panel]:
+    """Per model, its shortest window's per-feature statistics (live, and at the end)."""
+    parts: list[Table | Text | Panel] = []
     for m in snap.models if snap else ():
         if not m.reference_ready:
             parts.append(Text(f"{m.model}: building reference from the first events…"))
@@ -174,7 +179,7 @@ def _view(snap: Snapshot | None, prod: Producer, elapsed: float, app: App) -> Gr
             parts.append(table)
             if perf := _perf_line(w.performance, w.labels):
                 parts.append(Text(f"  performance ({w.window}): {perf}", style="cyan"))
-    return Group(*parts)
+    return parts
 
 
 def _perf_line(perf: dict[str, float], labels: int) -> str:
@@ -277,6 +282,8 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         if receiver is not None:
             receiver.stop()
         console.rule("summary")
+        if not console.is_terminal:  # the live view showed the tables; a log has none yet
+            console.print(*_feature_tables(snap))
         console.print(
             f"sent {prod.sent} predictions, {prod.labels_sent} labels and {prod.malformed} "
             "malformed records "

@@ -27,10 +27,20 @@ from monitor.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-def check_brokers(cfg: KafkaSettings) -> tuple[bool, str, list[str]]:
-    """Ask the brokers for metadata: (reachable, detail, the configured topics missing)."""
+def check_brokers(cfg: KafkaSettings, timeout: float = 4.0) -> tuple[bool, str, list[str]]:
+    """Ask the brokers for metadata: (reachable, detail, the configured topics missing).
+
+    An unreachable cluster is reported after about ``timeout`` seconds (kafka-python would wait
+    30 s to bootstrap): a person is waiting for the answer.
+    """
+    wait_ms = max(1000, int(timeout * 1000))
+    options = {
+        **client_options(cfg),
+        "bootstrap_timeout_ms": wait_ms,
+        "request_timeout_ms": min(cfg.request_timeout_ms, wait_ms),
+    }
     try:
-        consumer = KafkaConsumer(**client_options(cfg))
+        consumer = KafkaConsumer(**options)
         try:
             topics = consumer.topics()
         finally:

@@ -70,7 +70,8 @@ def write_checkpoint(
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, MAGIC + struct.pack(">I", len(header)) + header + payload)
+    # No secrets inside (windows, policy state, offsets): the umask decides who may read it.
+    atomic_write(path, MAGIC + struct.pack(">I", len(header)) + header + payload, private=False)
     return len(MAGIC) + 4 + len(header) + len(payload)
 
 

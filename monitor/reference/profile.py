@@ -132,7 +132,7 @@ class ReferenceProfile:
     def save(self, path: Path | str) -> None:
         """Write the profile as JSON atomically (temp file, fsync, rename)."""
         text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
-        atomic_write(Path(path), text.encode("utf-8"))
+        atomic_write(Path(path), text.encode("utf-8"), private=False)  # shared, like its config
 
     @classmethod
     def load(cls, path: Path | str) -> ReferenceProfile:

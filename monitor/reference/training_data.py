@@ -20,18 +20,20 @@ def read_training_file(
     cells None, anything else stays a string. Cells of the columns that ``kinds`` (usually the
     model's feature kinds) marks categorical always stay strings, so a code like ``01234``
     keeps its leading zero and matches the same code in live events. ``.jsonl``: one JSON
-    object per line (blank lines skipped); values keep their JSON types (``kinds`` is not
-    needed); a nested ``"features"`` object is flattened into columns; a key absent from a
-    line is None in that row.
+    object per line (blank lines skipped); values keep their JSON types; a nested
+    ``"features"`` object is flattened into columns; a key absent from a line is None in that
+    row. A value in a column ``kinds`` marks numeric that is not a number is refused naming the
+    file line (``train.csv:6``), which is what an editor shows.
     """
     source = Path(path)
     suffix = source.suffix.lower()
+    numeric = {name for name, kind in (kinds or {}).items() if kind == "numeric"}
     try:
         if suffix == ".csv":
             categorical = {name for name, kind in (kinds or {}).items() if kind == "categorical"}
-            return _read_csv(source, categorical)
+            return _read_csv(source, categorical, numeric)
         if suffix in (".jsonl", ".ndjson"):
-            return _read_jsonl(source)
+            return _read_jsonl(source, numeric)
     except OSError as exc:
         raise ReferenceProfileError(f"cannot read training file {source}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -54,7 +56,26 @@ def _parse_cell(cell: str) -> object:
         return cell
 
 
-def _read_csv(path: Path, categorical: Set[str]) -> dict[str, list[object]]:
+def _not_a_number(path: Path, line: int, column: str, value: object) -> ReferenceProfileError:
+    return ReferenceProfileError(
+        f"{path}:{line}: column {column!r} is numeric but holds {value!r}; fix the value, or "
+        "make the feature categorical"
+    )
+
+
+def _is_number(value: object) -> bool:
+    if value is None or isinstance(value, int | float):  # bool is an int: 1/0, as in events
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _read_csv(path: Path, categorical: Set[str], numeric: Set[str]) -> dict[str, list[object]]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -65,6 +86,7 @@ def _read_csv(path: Path, categorical: Set[str]) -> dict[str, list[object]]:
         columns: dict[str, list[object]] = {name: [] for name in header}
         targets = list(columns.values())
         parsers = [_parse_text if name in categorical else _parse_cell for name in header]
+        checked = [(i, name) for i, name in enumerate(header) if name in numeric]
         for row in reader:
             if not row:
                 continue
@@ -74,10 +96,13 @@ def _read_csv(path: Path, categorical: Set[str]) -> dict[str, list[object]]:
                 )
             for target, parse, cell in zip(targets, parsers, row, strict=True):
                 target.append(parse(cell))
+            for i, name in checked:
+                if isinstance(targets[i][-1], str):
+                    raise _not_a_number(path, reader.line_num, name, row[i])
     return columns
 
 
-def _read_jsonl(path: Path) -> dict[str, list[object]]:
+def _read_jsonl(path: Path, numeric: Set[str]) -> dict[str, list[object]]:
     records: list[dict[str, object]] = []
     names: dict[str, None] = {}  # ordered union of the keys seen
     with path.open(encoding="utf-8") as fh:
@@ -100,6 +125,9 @@ def _read_jsonl(path: Path) -> dict[str, list[object]]:
                         f"{path}:{lineno}: features {clash} clash with top-level keys"
                     )
                 obj.update(nested)
+            for name in numeric:
+                if not _is_number(obj.get(name)):
+                    raise _not_a_number(path, lineno, name, obj[name])
             records.append(obj)
             names.update(dict.fromkeys(obj))
     return {name: [record.get(name) for record in records] for name in names}

@@ -33,3 +33,9 @@ def test_demo_runs_unattended_and_reports_injected_drift() -> None:
     # The degradations reach the built-in receiver as signed, verified webhooks.
     assert "WEBHOOK received, signature verified: model.degraded model=fraud" in out, out
     assert re.search(r"demand performance \(window 1m\): \d+ labels · MAE \d", out), out
+    # A log has no live view: the end shows each model's per-feature table.
+    summary = out.split("summary", 1)[1]
+    assert re.search(r"fraud · window 1m · \d+ predictions", summary), out
+    for feature in FRAUD_DRIFTED:
+        assert re.search(rf"│ {feature} +│.*│ +DRIFT │", summary), summary
+    assert re.search(r"│ temperature +│.*│ +ok │", summary), summary

@@ -21,8 +21,44 @@ from tests.support.cli import modelmon
 ROOT = REPO_ROOT
 
 
-def test_validate_config_ok_and_bad(tmp_path: Path) -> None:
-    assert main(["validate-config", str(ROOT / "config" / "modelmon.yaml")]) == 0
+def _example_config(tmp_path: Path) -> Path:
+    """config/modelmon.yaml beside the reference file it names (validate-config loads it)."""
+    config = tmp_path / "modelmon.yaml"
+    config.write_text((ROOT / "config" / "modelmon.yaml").read_text())
+    rows = list(Traffic(5).training_rows("fraud", 500))
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert (
+        main(
+            [
+                "reference",
+                "build",
+                "--config",
+                str(config),
+                "--model",
+                "fraud",
+                "--input",
+                str(train),
+                "--output",
+                str(tmp_path / "reference" / "fraud.json"),
+            ]
+        )
+        == 0
+    )
+    return config
+
+
+def test_validate_config_ok_and_bad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _example_config(tmp_path)
+    monkeypatch.setenv("FRAUD_WEBHOOK_SECRET", "s3cr3t")
+    assert main(["validate-config", str(config)]) == 0
+    assert main(["validate-config", "--config", str(config)]) == 0
+    # What run refuses, validate-config refuses: the secret unset, the reference missing.
+    monkeypatch.delenv("FRAUD_WEBHOOK_SECRET")
+    assert main(["validate-config", str(config)]) == 2
+    monkeypatch.setenv("FRAUD_WEBHOOK_SECRET", "s3cr3t")
+    (tmp_path / "reference" / "fraud.json").unlink()
+    assert main(["validate-config", str(config)]) == 2
     bad = tmp_path / "bad.yaml"
     text = (ROOT / "config" / "modelmon.yaml").read_text()
     bad.write_text(text.replace("psi_max: 0.2", "psi_max: lots"))

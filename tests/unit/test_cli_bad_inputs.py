@@ -44,12 +44,14 @@ def _write(tmp_path: Path, data: object, name: str = "c.yaml") -> Path:
     return path
 
 
-def _one_line_error(*args: str, env: dict[str, str] | None = None, within: float = 20.0) -> str:
+def _one_line_error(
+    *args: str, env: dict[str, str] | None = None, within: float = 20.0, code: int = 2
+) -> str:
     started = time.monotonic()
     result = modelmon(*args, env=None if env is None else {**os.environ, **env})
     took = time.monotonic() - started
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == code, result.stderr
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stderr and TOKEN not in result.stderr
@@ -148,3 +150,106 @@ def test_an_unwritable_state_dir_stops_run_before_connecting(tmp_path: Path, kin
     path = _write(tmp_path, _config(tmp_path, state={"dir": str(state)}))
     line = _one_line_error("run", "--config", str(path))
     assert f"state.dir {state}: not a writable directory" in line
+
+
+def _first_hour_files(tmp_path: Path) -> dict[str, Path]:
+    """What a new user points the commands at: configs and training files, some of them bad."""
+    base = _config(tmp_path)
+    models = base["models"]
+    assert isinstance(models, list)
+    fraud = models[0]
+    plain = {k: v for k, v in fraud.items() if k != "webhook"}
+    unresolvable = {**fraud, "webhook": {"url": "https://no-such-host.invalid/x", "secret": "s"}}
+    loopback = {**fraud, "webhook": {"url": "http://127.0.0.1:9/x", "secret": "s"}}
+    unset = {**fraud, "webhook": {"url": "https://hooks.example/x", "secret_env": "NOT_SET_X"}}
+    (tmp_path / "train.csv").write_text("amount,country\n1.5,DE\n\n2,FR\n3,DE\nabc,DE\n")
+    (tmp_path / "train.jsonl").write_text('{"amount": 1}\n\n{"amount": [2]}\n')
+    (tmp_path / "train.parquet").write_text("PAR1")
+    return {
+        "plain": _write(tmp_path, _config(tmp_path, models=[plain]), "plain.yaml"),
+        "unresolvable": _write(tmp_path, _config(tmp_path, models=[unresolvable]), "u.yaml"),
+        "loopback": _write(tmp_path, _config(tmp_path, models=[loopback]), "lo.yaml"),
+        "unset": _write(tmp_path, _config(tmp_path, models=[unset]), "unset.yaml"),
+        "twice": _write(tmp_path, _config(tmp_path, models=[plain, fraud]), "twice.yaml"),
+        "no_ref": _write(
+            tmp_path, _config(tmp_path, models=[{**plain, "reference": "none.json"}]), "nr.yaml"
+        ),
+    }
+
+
+#: (command line with {placeholders}, what the one line must say, exit code)
+FIRST_HOUR_MISTAKES = [
+    (
+        "reference build --model fraud --input {tmp}/missing.csv --output {tmp}/r.json",
+        "modelmon reference build --input {tmp}/missing.csv: no such file; give the training "
+        "data (.csv or .jsonl)",
+        2,
+    ),
+    (
+        "reference build --model fraud --input {tmp}/train.parquet --output {tmp}/r.json",
+        "unsupported training file type '.parquet'; use .csv or .jsonl",
+        2,
+    ),
+    (
+        "reference build --config {plain} --model fraud --input {tmp}/train.csv "
+        "--output {tmp}/r.json",
+        "{tmp}/train.csv:6: column 'amount' is numeric but holds 'abc'; fix the value, or make "
+        "the feature categorical",
+        2,
+    ),
+    (
+        "reference build --config {plain} --model fraud --input {tmp}/train.jsonl "
+        "--output {tmp}/r.json",
+        "{tmp}/train.jsonl:3: column 'amount' is numeric but holds [2]",
+        2,
+    ),
+    (
+        "reference build --config {plain} --model fraud --features amount "
+        "--input {tmp}/train.csv --output {tmp}/r.json",
+        "--features is for building without --config",
+        2,
+    ),
+    (
+        "reference build --model fraud --features amount,nope --input {tmp}/train.csv "
+        "--output {tmp}/r.json",
+        "no column named nope in the training data (it has: amount, country)",
+        2,
+    ),
+    (
+        "webhook test --config {unresolvable} --model fraud",
+        "modelmon webhook test: https://no-such-host.invalid/x: the host does not resolve",
+        1,
+    ),
+    (
+        "webhook test --config {plain} --model fraud",
+        "--model fraud: the model has no webhook in {plain}; add models[fraud].webhook",
+        2,
+    ),
+    ("webhook test --config {plain} --model fruad", "no such model in {plain} (it has: fraud)", 2),
+    (
+        "validate-config {loopback}",
+        "resolves to loopback address 127.0.0.1; set allow_private_targets: true in the webhook",
+        2,
+    ),
+    ("validate-config {unset}", "models[fraud].webhook.secret_env: environment variable", 2),
+    ("validate-config {twice}", "models: model names must be unique: 'fraud' appears twice", 2),
+    ("validate-config --config {no_ref}", "models[fraud].reference: ", 2),
+    ("validate-config", "modelmon validate-config: which file? give it as --config FILE", 2),
+    ("validate-config {plain} --config {twice}", "two config files", 2),
+    ("", "modelmon: give a command: run, demo, validate-config, check, webhook, reference", 2),
+    ("reference", "modelmon reference: give a command: build (see modelmon reference --help)", 2),
+    ("webhook", "modelmon webhook: give a command: test", 2),
+    ("config", "modelmon config: give a command: schema, reference", 2),
+    ("check --config x.yaml --verbose", "modelmon: unrecognized arguments: --verbose (see", 2),
+    ("run", "modelmon run: the following arguments are required: --config/-c (see modelmon run", 2),
+]
+
+
+@pytest.mark.parametrize(("command", "says", "code"), FIRST_HOUR_MISTAKES)
+def test_every_first_hour_mistake_is_one_line_naming_the_fix(
+    tmp_path: Path, command: str, says: str, code: int
+) -> None:
+    names = {k: str(v) for k, v in _first_hour_files(tmp_path).items()}
+    names["tmp"] = str(tmp_path)
+    line = _one_line_error(*command.format(**names).split(), code=code)
+    assert says.format(**names) in line

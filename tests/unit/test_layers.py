@@ -19,6 +19,8 @@ PACKAGE = REPO_ROOT / "monitor"
 FOUNDATION = (
     "monitor",
     "monitor.settings",
+    "monitor.settings_base",
+    "monitor.settings_model",
     "monitor.settings_loader",
     "monitor.safe_yaml",
     "monitor.redaction",
