@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -117,6 +118,7 @@ class App:
             self.liveness,
             self.readiness,
             settings.http,
+            wall=wall,
         )
 
     # -- health -------------------------------------------------------------------------------
@@ -167,11 +169,12 @@ class App:
         if source is not None and not source.caught_up:
             # While a backlog is read, partitions are at different event times, so a window can
             # be a biased sample: export it, but let the policy decide on complete ones only.
-            snap = self.actions.annotate(snap)
+            snap = replace(self.actions.annotate(snap), catching_up=True)
         else:
             # Outside the ingest lock: the policy has its own, and enqueuing a webhook fsyncs.
             snap = self.actions.on_snapshot(snap, ranges)
         self.snapshot = snap
+        self.http.history.record(snap)
         self.metrics.eval_duration.observe(time.perf_counter() - started)
         for m in snap.models:
             for w in m.windows:

@@ -62,6 +62,7 @@ class WindowResult:
     features: tuple[FeatureDrift, ...] = ()
     prediction_psi: float | None = None
     performance: dict[str, float] = field(default_factory=dict)
+    min_samples: int = 0  # the policy's floor ``enough_samples`` was judged against
 
     def drifted(self) -> list[str]:
         return [f.feature for f in self.features if f.drift_detected]
@@ -79,6 +80,10 @@ class ModelResult:
     breaches: dict[str, int] = field(default_factory=dict)  # rule → breaches toward firing
     #: Every version present in the windows, in order of first appearance (``version`` last).
     versions: tuple[str, ...] = ()
+    #: A reference bootstrapped from the first events: how many it needs (0: configured file)
+    #: and how many of them are still to come (0 once it is built).
+    bootstrap_events: int = 0
+    bootstrap_needed: int = 0
 
     def window(self, name: str) -> WindowResult | None:
         return next((w for w in self.windows if w.window == name), None)
@@ -88,6 +93,8 @@ class ModelResult:
 class Snapshot:
     created_at: float
     models: tuple[ModelResult, ...] = ()
+    #: Evaluated while the consumer reads a backlog: exported, but the policy did not decide.
+    catching_up: bool = False
 
     def model(self, name: str) -> ModelResult | None:
         return next((m for m in self.models if m.model == name), None)

@@ -10,7 +10,6 @@ TLS and their limits: :mod:`monitor.serve.connections`.
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -19,8 +18,10 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from monitor.serve import status_page
 from monitor.serve.basic_auth import CHALLENGE, BasicAuth
 from monitor.serve.connections import BoundedServer, Limits
+from monitor.serve.sparkline import History
 from monitor.serve.web_config import WebConfig, load_web_config
 from monitor.settings import HttpSettings
 from monitor.snapshot import Snapshot
@@ -34,7 +35,7 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class HttpServer:
-    """``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status`` and a small status page.
+    """``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status`` and the status page.
 
     The web config file is read here, so a bad one stops the daemon before anything starts.
     """
@@ -49,7 +50,12 @@ class HttpServer:
         *,
         web: WebConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        history: History | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        #: The status page's sparkline history: the evaluator records into it too.
+        self.history = history if history is not None else History()
+        self._wall = wall
         self._metrics_app = make_wsgi_app(registry)
         self._latest = latest
         self._liveness = liveness
@@ -147,46 +153,9 @@ class HttpServer:
 
     def _page(self) -> bytes:
         snap = self._latest()
-        rows = []
-        for m in snap.models if snap else ():
-            state = "DEGRADED" if m.degraded else "ok"
-            for w in m.windows:
-                drifted = ", ".join(w.drifted()) or "none"
-                perf = ", ".join(
-                    f"{k} {v:.3f}" for k, v in w.performance.items() if k in _PAGE_PERF
-                )
-                cells = (
-                    m.model,
-                    state,
-                    w.window,
-                    str(w.predictions),
-                    str(w.labels),
-                    drifted,
-                    perf or "-",
-                )
-                rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-        table = "".join(rows) or "<tr><td colspan=7>no evaluation yet</td></tr>"
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in (
-                "model",
-                "state",
-                "window",
-                "predictions",
-                "labels",
-                "drifted features",
-                "performance",
-            )
-        )
-        return (
-            "<!doctype html><meta charset=utf-8><title>modelmon</title><h1>modelmon</h1>"
-            "<p><a href=/metrics>metrics</a> · <a href=/api/v1/status>status JSON</a> · "
-            "<a href=/healthz>healthz</a> · <a href=/readyz>readyz</a></p>"
-            f"<table border=1 cellpadding=4><tr>{head}</tr>{table}</table>"
-        ).encode()
-
-
-_PAGE_PERF = ("accuracy", "f1", "roc_auc", "mae", "rmse", "estimated_accuracy")
+        if snap is not None:
+            self.history.record(snap)
+        return status_page.render(snap, self.history.psi_series(), self._wall())
 
 
 def _reply(

@@ -85,6 +85,7 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
             perf.labels,
             enough,
             performance=performance,
+            min_samples=policy.min_samples,
         )
     drifts: list[FeatureDrift] = []
     pvalues: list[float] = []
@@ -117,6 +118,7 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         features=tuple(drifts),
         prediction_psi=prediction_psi,
         performance=performance,
+        min_samples=policy.min_samples,
     )
 
 
@@ -131,6 +133,8 @@ def evaluate_model(state: ModelState, wall_now: float) -> ModelResult:
         evaluated_at=wall_now,
         windows=windows,
         versions=state.versions.present(),
+        bootstrap_events=int(getattr(state.cfg.reference, "bootstrap_events", 0)),
+        bootstrap_needed=state.bootstrap_needed,
     )
 
 
