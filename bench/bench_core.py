@@ -111,11 +111,7 @@ def reference_for(settings: Settings, rng: np.random.Generator) -> dict[str, Mod
 
 
 def consume_raw(bootstrap: str, topic: str, n: int, settings: Settings) -> float:
-    decoder = Decoder(
-        settings.fields,
-        {m.name: m.features for m in settings.models},
-        max_future_skew=settings.time.max_future_skew,
-    )
+    decoder = Decoder(settings.fields, max_future_skew=settings.time.max_future_skew)
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,

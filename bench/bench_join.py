@@ -107,7 +107,7 @@ def bench_state(pending: int, n_labels: int, rng: np.random.Generator) -> dict[s
         newest = float(ts[-1])
         keys, fresh = perf.unseen(preds)
         kept = [q for q, ok in zip(preds, fresh.tolist(), strict=True) if ok]
-        perf.add_predictions(kept, keys[fresh], ts[fresh], newest)
+        perf.add_predictions(perf.encode(kept), keys[fresh], ts[fresh], newest)
     want = rng.choice(pending, n_labels, replace=False)
     labels = [
         Label(f"id-{i:09d}", "m0", int(rng.random() < 0.5), T0 + i * 0.001 + 60.0)

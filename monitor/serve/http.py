@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from monitor.serve import status_page
 from monitor.serve.basic_auth import CHALLENGE, BasicAuth
 from monitor.serve.connections import BoundedServer, Limits
+from monitor.serve.no_created import WithoutCreated
 from monitor.serve.sparkline import History
 from monitor.serve.web_config import WebConfig, load_web_config
 from monitor.settings import HttpSettings
@@ -56,7 +57,7 @@ class HttpServer:
         #: The status page's sparkline history: the evaluator records into it too.
         self.history = history if history is not None else History()
         self._wall = wall
-        self._metrics_app = make_wsgi_app(registry)
+        self._metrics_app = make_wsgi_app(WithoutCreated(registry))
         self._latest = latest
         self._liveness = liveness
         self._readiness = readiness

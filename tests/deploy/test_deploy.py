@@ -142,9 +142,9 @@ PROMETHEUS_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 def exported_series() -> set[str]:
     """Sample names as scraped: counters get _total, histograms _bucket/_sum/_count, ..."""
     out = set(GAUGES)
-    out |= {f"{c}_total" for c in COUNTERS} | {f"{c}_created" for c in COUNTERS}
+    out |= {f"{c}_total" for c in COUNTERS}  # no _created: /metrics drops them
     for h in HISTOGRAMS:
-        out |= {f"{h}_bucket", f"{h}_sum", f"{h}_count", f"{h}_created"}
+        out |= {f"{h}_bucket", f"{h}_sum", f"{h}_count"}
     out |= {f"{i}_info" for i in INFOS}
     return out
 

@@ -128,6 +128,23 @@ def test_get_serves_every_endpoint(serve: Callable[..., HttpServer]) -> None:
     assert request(server, "GET", "/nope")[0] == 404
 
 
+@pytest.mark.parametrize(
+    ("accept", "path"),
+    [
+        ("text/plain", "/metrics"),
+        ("application/openmetrics-text; version=1.0.0", "/metrics"),
+        ("text/plain", "/metrics?name[]=modelmon_test_events_total"),
+    ],
+)
+def test_metrics_carry_no_created_series(
+    serve: Callable[..., HttpServer], accept: str, path: str
+) -> None:
+    status, _, body = request(serve(), "GET", path, headers={"Accept": accept})
+    assert status == 200 and b"modelmon_test_events_total 3.0" in body
+    # prometheus-client adds <counter>_created by default; /metrics drops them in any format
+    assert b"_created" not in body
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
 @pytest.mark.parametrize("path", ["/metrics", "/healthz", "/"])
 def test_other_methods_get_405_with_allow(
