@@ -29,6 +29,28 @@ class FeatureQuality:
 
 
 @dataclass(frozen=True, slots=True)
+class UnseenValue:
+    """A category absent from the reference, with its count in the window (an estimate: at
+    most ``UnseenCategories.error`` below the true count, never above it)."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnseenCategories:
+    """The most frequent unseen values of a categorical feature in a window, most first.
+
+    From a bounded heavy-hitters summary (:mod:`monitor.state.unseen`): every unseen value more
+    frequent than ``error`` is listed if it is among the top; reported in the status API and the
+    webhook evidence, never as metric labels.
+    """
+
+    values: tuple[UnseenValue, ...]
+    error: int
+
+
+@dataclass(frozen=True, slots=True)
 class FeatureDrift:
     feature: str
     kind: FeatureKind
@@ -44,6 +66,7 @@ class FeatureDrift:
     js_distance: float | None = None  # categorical only: Jensen-Shannon distance, base 2
     quality: FeatureQuality | None = None  # this window
     reference_quality: FeatureQuality | None = None  # the reference profile's own
+    unseen_categories: UnseenCategories | None = None  # categorical only
 
     @property
     def effect_size(self) -> float | None:

@@ -146,7 +146,7 @@ class Actions:
         """Decide on ``snap``, act on the findings, return it with the policy's view added."""
         with self.lock:
             for finding in self.policy.observe(snap):
-                self._act(finding, kafka)
+                self._act(finding, kafka, snap)
             return self._annotated(snap)
 
     def annotate(self, snap: Snapshot) -> Snapshot:
@@ -167,7 +167,9 @@ class Actions:
             ),
         )
 
-    def _act(self, finding: Finding, kafka: Mapping[str, Any] | None) -> None:
+    def _act(
+        self, finding: Finding, kafka: Mapping[str, Any] | None, snap: Snapshot | None = None
+    ) -> None:
         reasons = ", ".join(
             f"{r.metric}{'[' + r.feature + ']' if r.feature else ''}={r.value:.4g}"
             f" (limit {r.threshold:.4g})"
@@ -190,9 +192,14 @@ class Actions:
         if endpoint is None:
             self.findings.labels(finding.model, finding.type, "no_webhook").inc()
             return
+        model = snap.model(finding.model) if snap is not None else None
+        window = model.window(finding.window) if model and finding.window else None
         try:
             self.dispatcher.enqueue(
-                endpoint, finding.type, finding_data(finding, kafka), event_id=finding.event_id
+                endpoint,
+                finding.type,
+                finding_data(finding, kafka, window),
+                event_id=finding.event_id,
             )
         except OSError as exc:
             # The outbox could not store it: say so loudly; the next transition retries.

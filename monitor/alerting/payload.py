@@ -13,12 +13,15 @@ from dataclasses import asdict
 from typing import Any
 
 from monitor.alerting.policy import Finding
+from monitor.snapshot import WindowResult
 
 #: ``{topic_role: {partition: [first, last]}}``
 OffsetRanges = Mapping[str, Mapping[int | str, Sequence[int]]]
 
 
-def finding_data(finding: Finding, kafka: OffsetRanges | None = None) -> dict[str, Any]:
+def finding_data(
+    finding: Finding, kafka: OffsetRanges | None = None, window: WindowResult | None = None
+) -> dict[str, Any]:
     """The webhook ``data`` object of ``finding``.
 
     Parameters
@@ -28,6 +31,9 @@ def finding_data(finding: Finding, kafka: OffsetRanges | None = None) -> dict[st
     kafka
         Offset ranges the evidence covers, ``{topic_role: {partition: [first, last]}}``
         (omitted from the body when None).
+    window
+        The evaluated window the finding read: its features' most frequent unseen categories
+        go in as ``unseen_categories`` (features that have any; omitted when None).
     """
     data: dict[str, Any] = {
         "model": finding.model,
@@ -44,6 +50,16 @@ def finding_data(finding: Finding, kafka: OffsetRanges | None = None) -> dict[st
     }
     if finding.type == "model.version_changed":
         data["previous_version"] = finding.previous_version
+    if window is not None:
+        data["unseen_categories"] = [
+            {
+                "feature": f.feature,
+                "values": [asdict(v) for v in f.unseen_categories.values],
+                "error": f.unseen_categories.error,
+            }
+            for f in window.features
+            if f.unseen_categories is not None and f.unseen_categories.values
+        ]
     if kafka is not None:
         data["kafka"] = {
             role: {str(p): [int(v) for v in rng] for p, rng in parts.items()}

@@ -101,6 +101,7 @@ def _daemon_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _tool_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from monitor.cli.calibrate_cmd import cmd_reference_calibrate
     from monitor.cli.config_cmd import cmd_config_reference, cmd_config_schema
     from monitor.cli.reference_cmd import cmd_reference_build
     from monitor.cli.webhook_cmd import cmd_webhook_test
@@ -131,6 +132,24 @@ def _tool_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--categorical", metavar="A,B", help="without --config: these are categorical"
     )
     build.set_defaults(func=cmd_reference_build)
+
+    cal = ref.add_parser(
+        "calibrate",
+        help="drift thresholds from the reference's own no-drift spread",
+        description="Resamples the reference at each window's expected size (its length times "
+        "--rate, or --events) and prints the PSI, KS D and Jensen-Shannon values that noise "
+        "alone exceeds at --false-alarm-rate per evaluation; --format yaml prints policy: keys.",
+    )
+    _config_option(cal)
+    cal.add_argument("--model", required=True)
+    cal.add_argument("--window", help="this window only (default: all the model's windows)")
+    cal.add_argument("--rate", type=float, help="predictions per second")
+    cal.add_argument("--events", type=int, help="predictions per window (instead of --rate)")
+    cal.add_argument("--false-alarm-rate", type=float, default=0.01, metavar="R")
+    cal.add_argument("--resamples", type=int, default=200)
+    cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--format", choices=("table", "yaml"), default="table")
+    cal.set_defaults(func=cmd_reference_calibrate)
 
     conf = _group(sub, "config", "the configuration's schema and reference")
     conf.add_parser(

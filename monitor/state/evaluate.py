@@ -8,7 +8,14 @@ from dataclasses import replace
 import numpy as np
 
 from monitor.reference.bins import NumericProfile
-from monitor.snapshot import FeatureDrift, ModelResult, Snapshot, WindowResult
+from monitor.snapshot import (
+    FeatureDrift,
+    ModelResult,
+    Snapshot,
+    UnseenCategories,
+    UnseenValue,
+    WindowResult,
+)
 from monitor.state.layout import PREDICTION, Slot, drift_counts
 from monitor.state.model_state import ModelState
 from monitor.state.quality import reference_quality, window_quality
@@ -91,6 +98,10 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
     pvalues: list[float] = []
     for slot in feature_slots:
         d, p = feature_drift(slot, view.total[slot.offset : slot.stop])
+        if slot.name in view.unseen:
+            top, error = view.unseen[slot.name]
+            values = tuple(UnseenValue(v, c) for v, c in top)
+            d = replace(d, unseen_categories=UnseenCategories(values, error))
         drifts.append(d)
         pvalues.append(p)
     if policy.fdr == "benjamini_hochberg":

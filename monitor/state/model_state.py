@@ -39,6 +39,7 @@ from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
 from monitor.state.layout import Slot, columns, layout
 from monitor.state.performance_state import LabelResult, PerformanceState
+from monitor.state.unseen import UnseenPanes, categorical_features, unseen_columns
 from monitor.state.versions import VersionLog
 from monitor.state.window import PaneRing, WindowView
 
@@ -63,6 +64,8 @@ class ModelState:
     reference: ReferenceProfile | None = None
     slots: tuple[Slot, ...] = ()
     windows: dict[str, PaneRing] = field(default_factory=dict)
+    #: Which unseen categories, per window (:mod:`monitor.state.unseen`).
+    unseen: dict[str, UnseenPanes] = field(default_factory=dict)
     #: (partition, prediction) buffered until a bootstrapped reference can be built.
     _bootstrap: list[tuple[int, Prediction]] = field(default_factory=list)
     _bootstrap_bytes: int = 0
@@ -84,6 +87,8 @@ class ModelState:
         self.slots = layout(self.cfg, reference)
         width = self.slots[-1].stop if self.slots else 0
         self.windows = {w.name: PaneRing(w.length, w.pane, width) for w in self.cfg.windows}
+        names = categorical_features(self.slots)
+        self.unseen = {w.name: UnseenPanes(w.length, w.pane, names) for w in self.cfg.windows}
 
     @property
     def _rebaseline(self) -> bool:
@@ -100,6 +105,7 @@ class ModelState:
         self.reference = None
         self.slots = ()
         self.windows = {}
+        self.unseen = {}
         self._bootstrap, self._bootstrap_bytes = [], 0
         self._rebaseline_to = version
 
@@ -159,13 +165,17 @@ class ModelState:
             return result
         encoded = self.perf.encode(preds)
         cells = columns(self.cfg, self.slots, preds)
+        unseen = unseen_columns(self.slots, cells, preds)
         # From here on numbers only: the state changes.
         self.clocks.advance(partition, newest, arrived_at)
         counts, result.delays = self.perf.add_predictions(encoded, keys, ts, self.newest_seen)
         counts.duplicate_predictions = result.join.duplicate_predictions
         result.join = counts
-        for ring in self.windows.values():
+        for name, ring in self.windows.items():
             ring.add(ts, cells, per_event=len(self.slots))
+            self.unseen[name].advance(ring.head)
+            for feature, rows, values in unseen:
+                self.unseen[name].add(ts[rows], feature, values, ring.head)
         if self.windows:
             start = min(ring.bounds()[0] for ring in self.windows.values())
             result.out_of_window = int((ts < start).sum())
@@ -235,6 +245,7 @@ class ModelState:
                 for name, ring in self.windows.items()
             },
             "perf": self.perf.to_state(arrays, f"{prefix}.perf"),
+            "unseen": {name: panes.to_state() for name, panes in self.unseen.items()},
         }
 
     def load_state(
@@ -263,6 +274,13 @@ class ModelState:
             raise ValueError(f"model {name}: windows changed since the checkpoint")
         for window, ring in self.windows.items():
             ring.load_state(windows[window], arrays, f"{prefix}.w.{window}")
+        # Absent from checkpoints written before it: restored with no unseen values.
+        unseen = checks.mapping(meta.get("unseen", {}), f"model {name} unseen")
+        if not set(unseen) <= set(self.windows):
+            raise ValueError(f"model {name}: unseen values for a window not configured")
+        for window, panes in self.unseen.items():
+            head = self.windows[window].head
+            panes.load_state(unseen.get(window, []), head, f"model {name} unseen {window}")
         self.perf.load_state(meta.get("perf"), arrays, f"{prefix}.perf")
         self.clocks.load_state(checks.mapping(meta.get("event_time"), f"model {name} event_time"))
         if "versions" in meta:
@@ -297,6 +315,8 @@ class ModelState:
             return False
         for ring in self.windows.values():
             ring.clamp(math.floor(bound / ring.pane))
+        for panes in self.unseen.values():
+            panes.clamp(math.floor(bound / panes.pane))
         self.perf.clamp(bound)
         return True
 
@@ -305,5 +325,7 @@ class ModelState:
         out = []
         for name, ring in self.windows.items():
             start, end = ring.bounds()
-            out.append(WindowView(name, start, end, ring.total.copy()))
+            panes = self.unseen[name]
+            top = {f: panes.top(f) for f in panes.features}
+            out.append(WindowView(name, start, end, ring.total.copy(), top))
         return out

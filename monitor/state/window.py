@@ -13,7 +13,7 @@ watermark *at the moment it arrives* is late: counted by the caller, never store
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -191,6 +191,8 @@ class WindowView:
     start: float
     end: float
     total: IntArray
+    #: Categorical feature → (its most frequent unseen values with counts, the counts' error).
+    unseen: dict[str, tuple[list[tuple[str, int]], int]] = field(default_factory=dict)
 
 
 class Mergeable(Protocol):

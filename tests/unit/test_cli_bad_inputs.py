@@ -237,7 +237,11 @@ FIRST_HOUR_MISTAKES = [
     ("validate-config", "modelmon validate-config: which file? give it as --config FILE", 2),
     ("validate-config {plain} --config {twice}", "two config files", 2),
     ("", "modelmon: give a command: run, demo, validate-config, check, webhook, reference", 2),
-    ("reference", "modelmon reference: give a command: build (see modelmon reference --help)", 2),
+    (
+        "reference",
+        "modelmon reference: give a command: build, calibrate (see modelmon reference --help)",
+        2,
+    ),
     ("webhook", "modelmon webhook: give a command: test", 2),
     ("config", "modelmon config: give a command: schema, reference", 2),
     ("check --config x.yaml --verbose", "modelmon: unrecognized arguments: --verbose (see", 2),
