@@ -35,6 +35,7 @@ from monitor.serve.collector import SnapshotCollector
 from monitor.serve.http import HttpServer
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import ConfigError, Settings
+from monitor.settings_loader import CONFLUENT_MISSING
 from monitor.snapshot import Snapshot
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
@@ -48,7 +49,14 @@ REPEAT_SIGNAL_GRACE = 1.0
 
 def _kafka_source(app: App, positions: Offsets | None) -> Source:
     horizon = max(m.longest_window + m.allowed_lateness for m in app.settings.models)
-    return KafkaSource(
+    make: Callable[..., Source] = KafkaSource
+    if app.settings.kafka.client == "confluent":
+        try:
+            from monitor.ingest.confluent_source import ConfluentSource
+        except ImportError as exc:
+            raise ConfigError(CONFLUENT_MISSING) from exc
+        make = ConfluentSource
+    return make(
         app.settings.kafka,
         app.metrics,
         positions=positions,

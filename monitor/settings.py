@@ -66,6 +66,10 @@ __all__ = [
 class KafkaSettings(Section):
     """Connection and topics; security fields are named as kafka-python names them."""
 
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    """Kafka client library: kafka-python (pure Python, the default) or confluent
+    (confluent-kafka on librdkafka: several times faster; needs the `confluent` extra,
+    `pip install 'modelmon[confluent]'`). Same semantics and the same settings either way."""
     bootstrap_servers: str = "localhost:9092"
     """Brokers to start from, comma-separated host:port."""
     group_id: str | None = "modelmon"

@@ -6,6 +6,7 @@ file position) and never echoing a secret, before any connection is made.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tempfile
@@ -166,3 +167,16 @@ def check_state_dir(settings: Settings) -> None:
             f"state.dir {directory}: not a writable directory ({reason}); give one that "
             "modelmon's user can write (MODELMON_STATE__DIR or state.dir in the config)"
         ) from None
+
+
+#: The line ``run`` (and ``validate-config``) stop with when the chosen client is not installed.
+CONFLUENT_MISSING = (
+    "kafka.client: confluent needs the confluent-kafka package: "
+    "pip install 'modelmon[confluent]' (or set kafka.client: kafka-python)"
+)
+
+
+def check_kafka_client(settings: Settings) -> None:
+    """Refuse ``kafka.client: confluent`` when confluent-kafka is not installed."""
+    if settings.kafka.client == "confluent" and importlib.util.find_spec("confluent_kafka") is None:
+        raise ConfigError(CONFLUENT_MISSING)

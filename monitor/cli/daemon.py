@@ -8,7 +8,7 @@ import sys
 
 from monitor import __version__
 from monitor.cli.common import load, setup_logging
-from monitor.settings_loader import check_state_dir
+from monitor.settings_loader import check_kafka_client, check_state_dir
 
 log = logging.getLogger("monitor")
 
@@ -22,6 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or settings.log_level)
     states = load_states(settings, base=args.config.resolve().parent)
     check_state_dir(settings)  # before anything connects or opens the outbox there
+    check_kafka_client(settings)
     log.info(
         "modelmon %s starting: %d model(s), brokers %s",
         __version__,

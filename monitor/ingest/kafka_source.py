@@ -2,8 +2,9 @@
 
 It is the only production module that makes Kafka clients (:mod:`monitor.ingest.dead_letter`,
 which writes through the producer made here, imports only ``kafka``'s error classes).
-Everything past it sees :class:`~monitor.events.RawRecord`, so a second client
-(confluent-kafka, say) is another class that implements :class:`~monitor.ingest.source.Source`.
+Everything past it sees :class:`~monitor.events.RawRecord`; the other client, confluent-kafka,
+is :mod:`monitor.ingest.confluent_source`, another implementation of
+:class:`~monitor.ingest.source.Source` (``kafka.client: confluent``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kafka.errors import KafkaError
 
 from monitor.events import DeadLetter, Offsets, RawRecord
 from monitor.ingest.dead_letter import DeadLetterWriter
+from monitor.ingest.progress import Progress
 from monitor.ingest.source import Hooks
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import KafkaSettings
@@ -127,8 +129,7 @@ class KafkaSource:
         self._wall = wall
         self._hooks = hooks
         self._horizon = replay_horizon
-        self._positions: Offsets = dict(positions or {})
-        self._first: Offsets = {}  # first offset processed per partition since start
+        self._progress = Progress(positions)
         self._replay: set[TopicPartition] = set()
         self.caught_up = False
         opts = client_options(cfg)
@@ -171,7 +172,7 @@ class KafkaSource:
     # -- rebalance (IO thread) ------------------------------------------------------------------
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
-            known = self._positions.get((tp.topic, tp.partition))
+            known = self._progress.get(tp.topic, tp.partition)
             if known is not None:
                 self._consumer.seek(tp, known)
             else:
@@ -235,25 +236,16 @@ class KafkaSource:
         return {tp: recs for tp, recs in batches.items() if tp not in pending}
 
     def mark_processed(self, records: Sequence[RawRecord]) -> None:
-        for r in records:
-            key = (r.topic, r.partition)
-            if r.offset + 1 > self._positions.get(key, -1):
-                self._positions[key] = r.offset + 1
-            self._first.setdefault(key, r.offset)
+        self._progress.mark(records)
 
     def offset_ranges(self) -> dict[str, dict[str, list[int]]]:
         """Evidence for webhooks: per stream and partition, [first, last] offset processed
         by this process (a window's events lie within them)."""
         roles = {self._cfg.predictions_topic: "predictions", self._cfg.labels_topic: "labels"}
-        out: dict[str, dict[str, list[int]]] = {}
-        for (topic, part), nxt in sorted(self._positions.items()):
-            first = self._first.get((topic, part))
-            if first is not None:
-                out.setdefault(roles.get(topic, topic), {})[str(part)] = [first, nxt - 1]
-        return out
+        return self._progress.ranges(roles)
 
     def positions(self) -> Offsets:
-        return dict(self._positions)
+        return self._progress.positions()
 
     def dead_letter(
         self,
@@ -308,7 +300,8 @@ class KafkaSource:
             if end is None:
                 continue
             # The position can pass the reported end offset on brokers that report it late.
-            done = self._positions.get((tp.topic, tp.partition), end)
+            known = self._progress.get(tp.topic, tp.partition)
+            done = end if known is None else known
             lag = max(0, end - done)
             total += lag
             self._metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
