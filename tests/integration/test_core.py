@@ -14,7 +14,13 @@ from kafka import KafkaConsumer, KafkaProducer
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.devkit.synthetic import FRAUD_DRIFTED, Traffic, features_of
 from monitor.reference.build import build_reference
-from tests.support.helpers import RunningApp, Topics, make_config, require_prometheus_tool
+from tests.support.helpers import (
+    CLIENTS,
+    RunningApp,
+    Topics,
+    make_config,
+    require_prometheus_tool,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +69,16 @@ def total(app: RunningApp, name: str, **labels: str) -> float:
     return app.value(name, **labels) or 0.0
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_counts_dead_letters_and_drift(
     broker: EmbeddedBroker,
     topics: Topics,
     tmp_path: Path,
     fraud_reference: Path,
     run_app: Any,
+    client: str,
 ) -> None:
-    settings = make_config(broker, topics, [fraud_model(fraud_reference)], tmp_path)
+    settings = make_config(broker, topics, [fraud_model(fraud_reference)], tmp_path, client)
     traffic = Traffic(seed=3)
     now = time.time()
     n_valid = 3000

@@ -22,7 +22,7 @@ from kafka import KafkaProducer
 from monitor.devkit.broker import EmbeddedBroker, create_topics
 from monitor.devkit.synthetic import Traffic, features_of
 from monitor.reference.build import build_reference
-from tests.support.helpers import RunningApp, Topics, make_config
+from tests.support.helpers import CLIENTS, RunningApp, Topics, make_config
 
 pytestmark = pytest.mark.integration
 
@@ -83,8 +83,9 @@ def produce(broker: EmbeddedBroker, topic: str, records: Records) -> None:
     producer.close()
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_a_backlog_over_uneven_partitions_gives_the_in_order_windows(
-    broker: EmbeddedBroker, tmp_path: Path, run_app: Any
+    broker: EmbeddedBroker, tmp_path: Path, run_app: Any, client: str
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     topics = Topics(f"predictions-{tag}", f"labels-{tag}", f"dlq-{tag}")
@@ -94,7 +95,7 @@ def test_a_backlog_over_uneven_partitions_gives_the_in_order_windows(
     produce(broker, topics.predictions, preds)
     produce(broker, topics.labels, labels)
 
-    settings = make_config(broker, topics, [model(reference(tmp_path))], tmp_path)
+    settings = make_config(broker, topics, [model(reference(tmp_path))], tmp_path, client)
     app: RunningApp = run_app(settings)
     n_preds, n_labels = len(preds), len(labels)
     app.wait_for(

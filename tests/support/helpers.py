@@ -33,6 +33,10 @@ def require_prometheus_tool(name: str) -> str:
     return path
 
 
+#: Both Kafka clients (``kafka.client``): the core integration tests run on each.
+CLIENTS = ("kafka-python", "confluent")
+
+
 @dataclass
 class Topics:
     predictions: str
@@ -45,10 +49,12 @@ def make_config(
     topics: Topics,
     models: list[dict[str, Any]],
     tmp_path: Path,
+    client: str = "kafka-python",
     **extra: Any,
 ) -> Settings:
     data: dict[str, Any] = {
         "kafka": {
+            "client": client,
             "bootstrap_servers": broker.bootstrap,
             "group_id": f"modelmon-{uuid.uuid4().hex[:8]}",
             "predictions_topic": topics.predictions,

@@ -112,12 +112,14 @@ def test_no_import_cycles() -> None:
             visit(module, [module])
 
 
-def test_only_the_kafka_adapter_imports_kafka() -> None:
-    """Production code reaches Kafka through one adapter; the devkit produces demo traffic.
+def test_only_the_kafka_adapters_import_kafka() -> None:
+    """Production code reaches Kafka through one adapter per client; the devkit produces demo
+    traffic.
 
-    The dead-letter writer sits beside the adapter and imports ``kafka.errors`` only, to tell a
+    The dead-letter writer sits beside the adapters and imports ``kafka.errors`` only, to tell a
     permanent produce error from a transient one; the producer it writes through is the
-    adapter's.
+    adapter's. The confluent adapter is the only module that imports ``confluent_kafka``, and
+    of ``kafka`` only its errors, to hand the writer librdkafka's errors as those classes.
     """
     importers = []
     for module, path in _modules().items():
@@ -130,13 +132,30 @@ def test_only_the_kafka_adapter_imports_kafka() -> None:
             if any(n == "kafka" or n.startswith("kafka.") for n in names):
                 importers.append(module)
     outside = {m for m in importers if not m.startswith("monitor.devkit.")}
-    assert outside == {"monitor.ingest.kafka_source", "monitor.ingest.dead_letter"}, sorted(outside)
-    dead_letter = PACKAGE / "ingest" / "dead_letter.py"
-    for node in ast.walk(ast.parse(dead_letter.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            assert not any(a.name.startswith("kafka") for a in node.names), "errors only"
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kafka"):
-            assert node.module == "kafka.errors", f"dead_letter imports {node.module}"
+    assert outside == {
+        "monitor.ingest.kafka_source",
+        "monitor.ingest.confluent_source",
+        "monitor.ingest.dead_letter",
+    }, sorted(outside)
+    for name in ("dead_letter", "confluent_source"):
+        tree = ast.parse((PACKAGE / "ingest" / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("kafka") for a in node.names), "errors only"
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module[:6] == "kafka.":
+                assert node.module == "kafka.errors", f"{name} imports {node.module}"
+    confluent = set()
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n.split(".")[0] == "confluent_kafka" for n in names):
+                confluent.add(module)
+    assert confluent == {"monitor.ingest.confluent_source"}, sorted(confluent)
 
 
 def test_every_folder_says_its_job_and_every_file_stays_small() -> None:
