@@ -1,6 +1,6 @@
 """The kafka-python adapter: a consumer-group member that polls, seeks, commits and dead-letters.
 
-It is the only production module that makes Kafka clients (:mod:`monitor.ingest.dead_letter`,
+It is the only production module that makes kafka-python clients (:mod:`monitor.ingest.dead_letter`,
 which writes through the producer made here, imports only ``kafka``'s error classes).
 Everything past it sees :class:`~monitor.events.RawRecord`; the other client, confluent-kafka,
 is :mod:`monitor.ingest.confluent_source`, another implementation of

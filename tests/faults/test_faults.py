@@ -77,7 +77,7 @@ from tests.support.fault_tools import (
     wait_for,
     write_config,
 )
-from tests.support.helpers import Topics
+from tests.support.helpers import CLIENTS, Topics
 
 pytestmark = pytest.mark.faults
 
@@ -151,8 +151,12 @@ def make_rig(bootstrap: str, topics: Topics, tmp_path: Path, **extra: Any) -> Ri
 
 
 @pytest.fixture
-def rig(broker: EmbeddedBroker, topics: Topics, tmp_path: Path) -> Iterator[Rig]:
-    r = make_rig(broker.bootstrap, topics, tmp_path)
+def rig(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Rig]:
+    """The daemon on kafka-python, or on the client a test parametrizes it with."""
+    client = getattr(request, "param", "kafka-python")
+    r = make_rig(broker.bootstrap, topics, tmp_path, kafka={"client": client})
     yield r
     r.cleanup()
 
@@ -282,6 +286,7 @@ def test_a_checkpoint_write_cut_short_by_kill_9_leaves_no_file_behind(tmp_path: 
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("rig", CLIENTS, indirect=True)
 def test_kill_9_three_times_mid_stream_loses_and_double_counts_nothing(rig: Rig) -> None:
     rng = random.Random(SEED)
     feed = rig.feed().start()
