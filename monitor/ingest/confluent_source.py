@@ -222,14 +222,14 @@ class ConfluentSource:
         )
 
     def _assign_all(self, topics: list[str]) -> None:
+        """Without a group: every partition, from its known position or ``auto_offset_reset``."""
         meta = self._consumer.list_topics(timeout=CALL_TIMEOUT)
-        parts = [
-            TopicPartition(t, p)
-            for t in topics
-            if t in meta.topics
-            for p in sorted(meta.topics[t].partitions)
-        ]
-        self._on_assign(self._consumer, parts)
+        parts = []
+        for t in topics:
+            for p in sorted(meta.topics[t].partitions) if t in meta.topics else ():
+                known = self._progress.get(t, p)
+                parts.append(TopicPartition(t, p) if known is None else TopicPartition(t, p, known))
+        self._consumer.assign(parts)
 
     # -- callbacks (served by consume() on the consume thread) -----------------------------
     def _on_error(self, err: KafkaError) -> None:
