@@ -75,16 +75,14 @@ def main() -> None:
     print(f"{n} events, median {statistics.median(map(len, values)):.0f} bytes, {repeat} runs")
     show("parse: orjson.loads", rate(n, lambda: [orjson.loads(v) for v in values], repeat))
     try:
-        from monitor.ingest.fast_decode import envelope_decoder
+        from monitor.ingest.fast_decode import fast_paths
 
-        fast = envelope_decoder(settings.fields, "predictions")
-        if fast is not None:
-            show(
-                "parse: typed envelope (msgspec)",
-                rate(n, lambda: [fast(v) for v in values], repeat),
-            )
+        paths = fast_paths(settings.fields)
+        assert paths is not None
+        typed = paths[0]
+        show("parse: typed envelope (msgspec)", rate(n, lambda: [typed(v) for v in values], repeat))
     except ImportError:
-        pass
+        print("parse: no typed envelope in this tree")
     pipe = pipeline()
     decoded = pipe.decode(records)
     assert not decoded.dead

@@ -35,7 +35,8 @@ Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Scalar = str | Int | float | bool
 
 
-class PredictionEnvelope(Struct, forbid_unknown_fields=True):
+#: ``gc=False``: an envelope is a temporary holding decoded JSON only, which has no cycles.
+class PredictionEnvelope(Struct, forbid_unknown_fields=True, gc=False):
     """A prediction as the exact path would accept it (UNSET: absent, as opposed to null)."""
 
     id: Id
@@ -47,7 +48,7 @@ class PredictionEnvelope(Struct, forbid_unknown_fields=True):
     score: Probability | dict[str, Probability] | UnsetType | None = UNSET
 
 
-class LabelEnvelope(Struct, forbid_unknown_fields=True):
+class LabelEnvelope(Struct, forbid_unknown_fields=True, gc=False):
     """A label as the exact path would accept it."""
 
     id: Id
@@ -77,7 +78,7 @@ class FastPath(Generic[S]):
             for f in msgspec.structs.fields(base)
         ]
         envelope = msgspec.defstruct(
-            base.__name__, fields, bases=(base,), rename=keys, forbid_unknown_fields=True
+            base.__name__, fields, bases=(base,), rename=keys, forbid_unknown_fields=True, gc=False
         )
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(envelope).decode
 
