@@ -24,12 +24,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.vocabulary import canonical_key
+
+#: Types whose values :func:`canonical_key` returns unchanged.
+_SPELLED = frozenset({str, type(None)})
 
 
 class ReferenceProfileError(ValueError):
@@ -215,6 +219,13 @@ class CategoricalProfile:
         unseen = len(self.categories)
         missing = unseen + 1
         lookup = self._lookup
+        if isinstance(values, list | tuple) and set(map(type, values)) <= _SPELLED:
+            # Strings and None are their own canonical keys: a lookup per value, in C.
+            return np.fromiter(
+                map((lookup | {None: missing}).get, values, repeat(unseen)),
+                dtype=np.int64,
+                count=len(values),
+            )
         keys = (canonical_key(v) for v in values)
         return np.fromiter(
             (missing if k is None else lookup.get(k, unseen) for k in keys), dtype=np.int64

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from itertools import repeat
+from typing import Any, Final
 
 import numpy as np
 
@@ -31,6 +32,10 @@ from monitor.vocabulary import FeatureKind, fits_kind
 PREDICTION: Final = "__prediction__"
 #: Type-mismatch and below-range cells after each slot's bins.
 EXTRA_CELLS: Final = 2
+#: Types whose every value fits a kind (:func:`monitor.vocabulary.fits_kind`), by exact type:
+#: a value of any other type (a subclass, a bool for numeric) is checked one by one.
+NUMERIC_TYPES: Final = frozenset({float, int, type(None)})
+SCALAR_TYPES: Final = frozenset({str, float, int, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,15 @@ def cell_column(slot: Slot, values: Sequence[object]) -> IntArray:
     [11, 13, 14, 15, 10, 12]
     """
     kind = slot.kind
-    fits = [fits_kind(v, kind) for v in values]
-    clean = values if all(fits) else [v if ok else None for v, ok in zip(values, fits, strict=True)]
+    fitting = NUMERIC_TYPES if kind == "numeric" else SCALAR_TYPES
+    if set(map(type, values)) <= fitting:  # the usual case: every value fits, checked in C
+        fits: list[bool] = []
+        clean = values
+    else:
+        fits = [fits_kind(v, kind) for v in values]
+        clean = (
+            values if all(fits) else [v if ok else None for v, ok in zip(values, fits, strict=True)]
+        )
     n_bins = slot.profile.n_bins
     if isinstance(slot.profile, NumericProfile):
         x = np.array(clean, dtype=np.float64)  # None -> NaN: the missing bin
@@ -113,12 +125,22 @@ def prediction_column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction
     return cell_column(slot, values)
 
 
+def feature_column(features: Sequence[dict[str, Any]], name: str) -> list[Any]:
+    """One feature's values (None where absent) from the events' feature objects, in C.
+
+    >>> feature_column([{"a": 1}, {}, {"a": "x", "b": 2}], "a")
+    [1, None, 'x']
+    """
+    return list(map(dict.get, features, repeat(name)))
+
+
 def columns(cfg: ModelSettings, slots: Sequence[Slot], preds: Sequence[Prediction]) -> IntArray:
     """Cells of every slot, laid side by side per prediction (event-major), flattened."""
+    features = [p.features for p in preds]
     cols = [
         prediction_column(cfg, s, preds)
         if s.name == PREDICTION
-        else cell_column(s, [p.features.get(s.name) for p in preds])
+        else cell_column(s, feature_column(features, s.name))
         for s in slots
     ]
     return np.stack(cols, axis=1).ravel()

@@ -1,0 +1,129 @@
+"""Decoding and extraction micro-benchmark (run on demand, never in the test suite):
+
+    .venv/bin/python bench/bench_decode.py [--events 100000] [--repeat 5]
+
+From memory, no broker: ``--events`` records of the ``bench_core`` event shape (10 features,
+~300 bytes) through each stage of the daemon's own path, events/s, median of ``--repeat`` runs:
+
+1. parse only: ``orjson.loads`` against the typed envelope (:mod:`monitor.ingest.fast_decode`);
+2. ``Pipeline.decode``: bytes → events grouped by model and partition (what the consume loop runs);
+3. extraction: decoded batch → every feature's cells (:func:`monitor.state.layout.columns`);
+4. id keys: blake2b-64 (the checkpointed key) against xxh3-64 (if ``xxhash`` is installed);
+5. decode + apply (``Pipeline.process`` into a fresh state: dedupe, join, windows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import prometheus_client
+
+from monitor.events import RawRecord
+from monitor.ingest.route import Pipeline
+from monitor.serve.ops_metrics import OpsMetrics
+from monitor.state.join import id_keys
+from monitor.state.layout import columns
+
+try:  # a sibling script, imported by path whether run as a script or not
+    from bench_core import make_events, reference_for, settings_for  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_core import make_events, reference_for, settings_for
+
+
+def rate(n: int, fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
+    """Median events/s of ``repeat`` timed calls of ``fn`` (each over ``n`` events)."""
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        runs.append(n / (time.perf_counter() - start))
+    return statistics.median(runs), runs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    n, repeat = args.events, args.repeat
+    rng = np.random.default_rng(0)
+    values = make_events(n, time.time() - 200, rng)
+    records = [RawRecord("preds", 0, i, time.time(), None, v) for i, v in enumerate(values)]
+    settings = settings_for("127.0.0.1:1", "preds")
+
+    def pipeline() -> Pipeline:
+        registry = prometheus_client.CollectorRegistry()
+        return Pipeline(
+            settings, reference_for(settings, np.random.default_rng(1)), OpsMetrics(registry)
+        )
+
+    def show(name: str, result: tuple[float, list[float]]) -> float:
+        print(f"{name:<44} {result[0]:>12,.0f} events/s  runs={[round(x) for x in result[1]]}")
+        return result[0]
+
+    print(f"{n} events, median {statistics.median(map(len, values)):.0f} bytes, {repeat} runs")
+    show("parse: orjson.loads", rate(n, lambda: [orjson.loads(v) for v in values], repeat))
+    try:
+        from monitor.ingest.fast_decode import fast_paths
+
+        paths = fast_paths(settings.fields)
+        assert paths is not None
+        typed = paths[0]
+        show("parse: typed envelope (msgspec)", rate(n, lambda: [typed(v) for v in values], repeat))
+    except ImportError:
+        print("parse: no typed envelope in this tree")
+    pipe = pipeline()
+    decoded = pipe.decode(records)
+    assert not decoded.dead
+    show("Pipeline.decode (decode + group)", rate(n, lambda: pipe.decode(records), repeat))
+    state = pipe.states["m0"]
+    preds = decoded.predictions["m0", 0]
+    show(
+        "extraction: layout.columns",
+        rate(n, lambda: columns(state.cfg, state.slots, preds), repeat),
+    )
+    ids = [p.id for p in preds]
+    show("id keys: blake2b-64 (id_keys)", rate(n, lambda: id_keys(ids), repeat))
+    show(
+        "id keys: blake2b-64 digest only",
+        rate(n, lambda: [hashlib.blake2b(i.encode(), digest_size=8).digest() for i in ids], repeat),
+    )
+    try:
+        import xxhash
+
+        xxh = xxhash.xxh3_64_intdigest
+        show(
+            "id keys: xxh3-64 (np.fromiter)",
+            rate(
+                n,
+                lambda: np.fromiter(map(xxh, map(str.encode, ids)), np.uint64, count=len(ids)),
+                repeat,
+            ),
+        )
+    except ImportError:
+        print("id keys: xxhash not installed")
+    show(
+        "decode + extract (decode, columns)",
+        rate(
+            n,
+            lambda: columns(state.cfg, state.slots, pipe.decode(records).predictions["m0", 0]),
+            repeat,
+        ),
+    )
+    fresh = [pipeline() for _ in range(repeat)]
+    show("decode + apply (Pipeline.process)", rate(n, lambda: fresh.pop().process(records), repeat))
+
+
+if __name__ == "__main__":
+    main()

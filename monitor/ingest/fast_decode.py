@@ -1,0 +1,109 @@
+"""The typed fast path of decoding: one C call from bytes to a checked envelope (msgspec).
+
+It accepts a strict subset of what :class:`~monitor.ingest.decode.Decoder`'s exact path
+(orjson, then checks in Python) accepts, and decodes it to the same values; anything else is
+``None`` here and the exact path decides, with its precise reason and detail. So an invalid
+record costs two parses and a valid one a single, typed one.
+
+Narrower than the exact path on purpose, so that it can never be more lenient:
+
+- only the configured keys (an unknown key falls back: msgspec skips unknown values without
+  checking their UTF-8 or number range, as orjson does);
+- integers within int64 (orjson reads a larger one as a float);
+- feature values that are JSON scalars (a wrong-typed one is kept by the exact path, and
+  counted downstream as a type mismatch);
+- no dotted (nested) field paths, and distinct keys: otherwise there is no fast path at all.
+
+The timestamp is parsed and bounded by the decoder, as on the exact path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from monitor.settings import FieldMapping
+
+#: Integers orjson reads as ``int`` (it reads larger ones as floats) and msgspec can bound.
+Int = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Id = Annotated[str, Meta(min_length=1)] | Int
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+#: A JSON scalar; bool is a type of its own in msgspec.
+Scalar = str | Int | float | bool
+
+
+#: ``gc=False``: an envelope is a temporary holding decoded JSON only, which has no cycles.
+class PredictionEnvelope(Struct, forbid_unknown_fields=True, gc=False):
+    """A prediction as the exact path would accept it (UNSET: absent, as opposed to null)."""
+
+    id: Id
+    model: str
+    version: str | Int | float | None = None
+    timestamp: float | str | None = None
+    features: dict[str, Scalar | None] | None = None
+    prediction: Scalar | UnsetType | None = UNSET
+    score: Probability | dict[str, Probability] | UnsetType | None = UNSET
+
+
+class LabelEnvelope(Struct, forbid_unknown_fields=True, gc=False):
+    """A label as the exact path would accept it."""
+
+    id: Id
+    model: str
+    label: Scalar
+    timestamp: float | str | None = None
+
+
+S = TypeVar("S", PredictionEnvelope, LabelEnvelope)
+
+
+class FastPath(Generic[S]):
+    """Decodes one stream's envelope; ``None`` when the exact path must decide.
+
+    Parameters
+    ----------
+    base:
+        :class:`PredictionEnvelope` or :class:`LabelEnvelope`.
+    keys:
+        The producer's JSON key of each of ``base``'s fields.
+    """
+
+    def __init__(self, base: type[S], keys: dict[str, str]) -> None:
+        # A subclass's rename applies to the fields it declares: declared again, same types.
+        fields = [
+            (f.name, f.type) if f.required else (f.name, f.type, f.default)
+            for f in msgspec.structs.fields(base)
+        ]
+        envelope = msgspec.defstruct(
+            base.__name__, fields, bases=(base,), rename=keys, forbid_unknown_fields=True, gc=False
+        )
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(envelope).decode
+
+    def __call__(self, raw: bytes) -> S | None:
+        try:
+            return self._decode(raw)  # type: ignore[no-any-return]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+
+def fast_paths(
+    fields: FieldMapping,
+) -> tuple[FastPath[PredictionEnvelope], FastPath[LabelEnvelope]] | None:
+    """The fast paths of both streams, or ``None`` when the mapping rules them out."""
+    pred = {
+        name: getattr(fields, name)
+        for name in ("id", "model", "version", "timestamp", "features", "prediction", "score")
+    }
+    label = {name: getattr(fields, name) for name in ("id", "model", "label", "timestamp")}
+    for keys in (pred, label):
+        if len(set(keys.values())) < len(keys) or any("." in k for k in keys.values()):
+            return None
+    return FastPath(PredictionEnvelope, pred), FastPath(LabelEnvelope, label)
+
+
+def unset_as(value: Any, default: Any) -> Any:
+    """``default`` for an absent field, else the value."""
+    return default if value is UNSET else value

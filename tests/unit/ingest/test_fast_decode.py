@@ -1,0 +1,116 @@
+"""The typed fast path decodes exactly what the exact path decodes, or leaves it to it.
+
+Every input is decoded twice, with and without the fast path, and the results must be
+identical (``repr`` tells ``1`` from ``1.0`` and ``True``, and ``-0.0`` from ``0.0``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.events import Prediction
+from monitor.ingest.decode import Decoder
+from monitor.ingest.fast_decode import fast_paths
+from monitor.settings import FieldMapping
+
+from .test_decode_fuzz import JSON, NOW, NUMBERS, SCALARS, TEXT
+
+FAST = Decoder(FieldMapping(), max_future_skew=300.0)
+EXACT = Decoder(FieldMapping(), max_future_skew=300.0, fast=False)
+#: Values a field of a valid envelope may take, and neighbours that it may not.
+FIELD_VALUES = st.one_of(
+    SCALARS,
+    st.sampled_from(["", "fraud", NOW - 10, NOW + 400, "2026-11-27T04:00:00Z", 2**63, 2**64 - 1]),
+    st.dictionaries(TEXT, st.one_of(SCALARS, NUMBERS), max_size=4),
+    st.dictionaries(st.sampled_from(["0", "1", "a"]), st.floats(-0.5, 1.5), max_size=3),
+    JSON,
+)
+FIELDS = ("id", "model", "version", "timestamp", "features", "prediction", "score", "label")
+
+
+def same(raw: bytes | None) -> None:
+    for fast, exact in ((FAST.prediction, EXACT.prediction), (FAST.label, EXACT.label)):
+        assert repr(fast(raw, NOW - 60, now=NOW)) == repr(exact(raw, NOW - 60, now=NOW))
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.fixed_dictionaries(
+        {"id": st.one_of(st.text(max_size=3), NUMBERS), "model": st.just("fraud")},
+        optional=dict.fromkeys(FIELDS[2:], FIELD_VALUES) | {"extra": SCALARS},
+    )
+)
+def test_envelopes_decode_the_same(obj: dict[str, Any]) -> None:
+    same(orjson.dumps(obj))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(FIELDS) | TEXT, JSON, max_size=10))
+def test_any_object_decodes_the_same(obj: dict[str, Any]) -> None:
+    same(orjson.dumps(obj))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_the_same(raw: bytes) -> None:
+    same(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"a","model":"m","prediction":1,"features":{"x":18446744073709551616}}',
+        b'{"id":"a","model":"m","prediction":1,"features":{"x":18446744073709551615}}',
+        b'{"id":"a","model":"m","prediction":1,"features":{"x":-9223372036854775809}}',
+        b'{"id":"a","model":"m","prediction":1,"features":{"x":1e400}}',
+        b'{"id":"a","model":"m","prediction":1,"extra":"\xff"}',
+        b'{"id":"a","model":"m","prediction":1,"extra":1e400}',
+        b'{"id":"a","model":"m","prediction":1,"features":{"x":1,"x":[2]}}',
+        b'{"id":"a","model":"m","prediction":1,"features":{"x":-0.0,"y":true,"z":[1]}}',
+        b'{"id":"a","id":"","model":"m","prediction":1}',
+        b'{"id":"a","model":"m","score":null}',
+        b'{"id":"a","model":"m","score":{"a":1,"b":0.25}}',
+        b'{"id":"a","model":"m","score":true}',
+        b'{"id":"a","model":"m","label":false,"timestamp":"2026-11-27T04:00:00+01:00"}',
+        b'{"id":"a","model":"m","label":1,"timestamp":true}',
+        b'\xef\xbb\xbf{"id":"a","model":"m","prediction":1}',
+    ],
+)
+def test_edges_decode_the_same(raw: bytes) -> None:
+    same(raw)
+
+
+def test_the_usual_event_takes_the_fast_path() -> None:
+    paths = fast_paths(FieldMapping())
+    assert paths is not None
+    raw = orjson.dumps(
+        {
+            "id": "e1",
+            "model": "fraud",
+            "version": "v1",
+            "timestamp": NOW - 5,
+            "features": {"amount": 12.5, "country": "DE", "n": 3, "flag": None},
+            "prediction": 1,
+            "score": 0.75,
+        }
+    )
+    assert paths[0](raw) is not None
+    assert isinstance(out := FAST.prediction(raw, NOW, now=NOW), Prediction)
+    assert out.features == {"amount": 12.5, "country": "DE", "n": 3, "flag": None}
+
+
+def test_nested_or_shared_keys_have_no_fast_path() -> None:
+    assert fast_paths(FieldMapping(id="meta.id")) is None
+    assert fast_paths(FieldMapping(score="prediction")) is None
+    fields = FieldMapping(id="event_id", features="inputs")
+    raw = b'{"event_id":7,"model":"m","inputs":{"a":1},"prediction":0}'
+    fast = Decoder(fields, max_future_skew=300.0)
+    exact = Decoder(fields, max_future_skew=300.0, fast=False)
+    assert repr(fast.prediction(raw, NOW, now=NOW)) == repr(exact.prediction(raw, NOW, now=NOW))
+    paths = fast_paths(fields)
+    assert paths is not None and paths[0](raw) is not None
