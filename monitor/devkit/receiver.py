@@ -2,8 +2,10 @@
 
 It accepts Standard Webhooks v1 deliveries on 127.0.0.1, verifies the signature and the
 timestamp (±5 minutes), acknowledges a repeated ``webhook-id`` without acting on it again, and
-hands each new event to a callback. ``deploy/examples/webhook_receiver.py`` is the standalone,
-dependency-free version to copy into a retraining service.
+hands each new event to a callback. With ``dedupe=False`` (for tests that count deliveries) a
+repeated id is recorded and handed on like a new one, so duplicates are visible.
+``deploy/examples/webhook_receiver.py`` is the standalone, dependency-free version to copy into
+a retraining service.
 """
 
 from __future__ import annotations
@@ -57,8 +59,11 @@ class WebhookReceiver:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         port: int = 0,
         wall: Callable[[], float] = time.time,
+        *,
+        dedupe: bool = True,
     ) -> None:
         self.received = Received()
+        self._dedupe = dedupe
         self._lock = threading.Lock()
         receiver = self
 
@@ -91,7 +96,7 @@ class WebhookReceiver:
                 self.received.rejected[problem] = self.received.rejected.get(problem, 0) + 1
                 return 401
             msg_id = headers["webhook-id"]
-            if msg_id in self.received.ids:
+            if self._dedupe and msg_id in self.received.ids:
                 return 200  # a retry of something already handled: acknowledge, do nothing
             self.received.ids.add(msg_id)
             event = orjson.loads(body)

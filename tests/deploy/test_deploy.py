@@ -11,6 +11,7 @@ the dashboard query must be one that modelmon exports.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import importlib.util
 import json
@@ -69,6 +70,7 @@ COUNTERS = {
     "modelmon_invalid_events",
     "modelmon_dead_letter_records",
     "modelmon_dead_letter_errors",
+    "modelmon_dead_letter_dropped_records",
     "modelmon_late_events",
     "modelmon_out_of_window_events",
     "modelmon_unknown_model_events",
@@ -81,6 +83,8 @@ COUNTERS = {
     "modelmon_checkpoint_errors",
     "modelmon_webhook_deliveries",
     "modelmon_webhook_attempts",
+    "modelmon_webhook_resolve_failures",
+    "modelmon_findings",
 }
 HISTOGRAMS = {
     "modelmon_label_delay_seconds",
@@ -153,8 +157,43 @@ def recorded_series() -> set[str]:
     return {r["record"] for r in rules() if "record" in r}
 
 
+def _string_constants(tree: ast.AST) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+
+
+def daemon_metric_names() -> set[str]:
+    """Every metric family name monitor/ defines, read from its source.
+
+    A name is a string literal that is a whole ``modelmon_*`` identifier (passed to
+    Counter/Gauge/Histogram/Info, or kept in a table such as the collector's
+    PERFORMANCE_METRICS), plus the collector's per-feature families, built as
+    ``f"modelmon_{suffix}"`` from its suffix tables.
+    """
+    from monitor.serve import collector
+
+    names: set[str] = set()
+    built: list[str] = []
+    for path in sorted((ROOT / "monitor").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names |= {s for s in _string_constants(tree) if re.fullmatch(r"modelmon_[a-z0-9_]+", s)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.JoinedStr):
+                head = node.values[0] if node.values else None
+                if isinstance(head, ast.Constant) and str(head.value).startswith("modelmon_"):
+                    built.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    # the only formatted names are the collector's two per-feature comprehensions
+    assert [b.split(":")[0] for b in built] == ["monitor/serve/collector.py"] * 2, built
+    names |= {f"modelmon_{suffix}" for suffix, _, _ in collector._FEATURE_METRICS}
+    for suffix, ref_suffix, _, _ in collector._QUALITY_METRICS:
+        names |= {f"modelmon_{suffix}", f"modelmon_{ref_suffix}"}
+    return names
+
+
 def test_exported_metric_list_matches_the_daemon_source() -> None:
-    """A metric renamed in monitor/ must be renamed here (and so in rules and dashboard)."""
+    """Both ways: a metric renamed or added in monitor/ must be listed here (and so in rules,
+    dashboard and the README), and nothing listed here may be missing from monitor/."""
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "monitor").rglob("*.py"))
     missing = [
         name
@@ -163,6 +202,30 @@ def test_exported_metric_list_matches_the_daemon_source() -> None:
         if f'"{name}"' not in source and f'"{name.removeprefix("modelmon_")}"' not in source
     ]
     assert not missing, f"listed as exported but not found in monitor/: {missing}"
+    listed = COUNTERS | HISTOGRAMS | INFOS | GAUGES
+    defined = daemon_metric_names()
+    assert sorted(defined - listed) == [], "defined in monitor/ but not listed as exported"
+    assert sorted(listed - defined) == [], "listed as exported but not defined in monitor/"
+
+
+def test_readme_metric_list_names_every_exported_metric() -> None:
+    """README's "Metrics" section names every family the daemon defines (counters with _total,
+    the info with _info; the reference quality ratios by their ``*`` pattern)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Metrics", 1)[1].split("\n## ", 1)[0]
+    mentioned = set(re.findall(r"`(modelmon_[a-z0-9_*]+)", section))
+    patterns = {m for m in mentioned if "*" in m}
+
+    def named(series: str) -> bool:
+        return series in mentioned or any(fnmatch.fnmatchcase(series, p) for p in patterns)
+
+    def series(name: str) -> str:
+        if name in COUNTERS:
+            return f"{name}_total"
+        return f"{name}_info" if name in INFOS else name
+
+    absent = sorted(series(n) for n in daemon_metric_names() if not named(series(n)))
+    assert absent == [], f"exported but not in README's metric list: {absent}"
 
 
 # --- Prometheus rules -------------------------------------------------------------------------

@@ -571,6 +571,7 @@ def test_sigterm_under_load_exits_0_in_time_and_restart_continues_exactly(rig: R
 
 PASSWORD = "kafka-pw-5e1f0c9d"
 HOOK_SECRET = "hook-secret-77ad31b2"
+STATE_FILES = ["checkpoint.mmc", "webhooks/.lock", "webhooks/<entry>.json"]
 LETTERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz -_", max_size=12)
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 
@@ -796,10 +797,17 @@ def test_secrets_never_reach_logs_metrics_or_status(
         assert daemon.terminate()[0] == 0
     finally:
         rig.cleanup()
-    exposed = [b for reply in bodies if reply is not None for b in [reply[1]]]
+    # every reply is searched: none may have failed (a dropped one would hide a leak)
+    assert [reply is not None and reply[0] for reply in bodies] == [200, 200, 200, 200]
+    state_files = sorted(p for p in rig.state_dir.rglob("*") if p.is_file())
+    # the checkpoint, the outbox's lock and the one webhook still pending: all searched
+    layout = [p.relative_to(rig.state_dir).as_posix() for p in state_files]
+    entry = r"[0-9]{12}-mm_[0-9a-f]{40}"  # sequence-event id
+    assert [re.sub(entry, "<entry>", name) for name in layout] == STATE_FILES, layout
+    exposed = [reply[1] for reply in bodies if reply is not None]
     exposed += [daemon.all_output().encode()]
-    exposed += [p.read_bytes() for p in rig.state_dir.rglob("*") if p.is_file()]
+    exposed += [p.read_bytes() for p in state_files]
     for secret in (PASSWORD, HOOK_SECRET):
         for blob in exposed:
             assert secret.encode() not in blob
-    assert len(exposed) >= 6
+    assert len(exposed) == len(bodies) + 1 + len(STATE_FILES)

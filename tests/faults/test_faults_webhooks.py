@@ -1,6 +1,7 @@
 """Fault injection #7: the webhook receiver is down for the whole run and the daemon is
 restarted twice (SIGTERM, then kill -9); once the receiver comes up, the pending
-``model.degraded`` is delivered, exactly once, signed.
+``model.degraded`` is delivered, exactly once, signed: counted at a receiver that does not
+deduplicate, so a second POST of the same ``webhook-id`` would show.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def test_pending_webhook_survives_two_restarts_and_is_delivered_once(
         daemon.wait_ready()
         assert daemon.value("modelmon_webhook_outbox_size") == 1
 
-        receiver = WebhookReceiver(SECRET, port=hook_port).start()
-        wait_for(lambda: len(receiver.received.events) == 1 if receiver else False, 30, "delivery")
+        receiver = WebhookReceiver(SECRET, port=hook_port, dedupe=False).start()
+        wait_for(lambda: bool(receiver and receiver.received.events), 30, "delivery")
         wait_for(lambda: daemon.value("modelmon_webhook_outbox_size") == 0, 10, "outbox empty")
         events = receiver.received.events
         assert [e["type"] for e in events] == ["model.degraded"]
@@ -127,8 +128,24 @@ def test_pending_webhook_survives_two_restarts_and_is_delivered_once(
             )
             or 0
         ) == 0
+        # This run's counters: one delivery; every other attempt was a refused connection
+        # before the receiver came up, retried, never failed or expired.
+        delivered = daemon.value(
+            "modelmon_webhook_deliveries_total", model=MODEL, outcome="delivered"
+        )
+        retried = (
+            daemon.value("modelmon_webhook_deliveries_total", model=MODEL, outcome="retry") or 0
+        )
+        assert delivered == 1
+        for outcome in ("failed", "expired", "disabled"):
+            assert (
+                daemon.value("modelmon_webhook_deliveries_total", model=MODEL, outcome=outcome) or 0
+            ) == 0, outcome
+        assert daemon.value("modelmon_webhook_attempts_total", model=MODEL) == retried + 1
         code, _ = daemon.terminate()
         assert code == 0
+        # Nothing is sent after the daemon stopped: the receiver's count is final, and exact.
+        assert [e["webhook_id"] for e in receiver.received.events] == [events[0]["webhook_id"]]
     finally:
         daemon.cleanup()
         if receiver is not None:

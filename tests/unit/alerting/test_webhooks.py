@@ -36,7 +36,7 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.alerting.delivery import WebhookDispatcher, send_test
-from monitor.alerting.outbox import OutboxEntry
+from monitor.alerting.outbox import Outbox, OutboxEntry
 from monitor.alerting.standard_webhooks import (
     RetryPolicy,
     WebhookEndpoint,
@@ -293,21 +293,45 @@ def test_body_is_serialised_once_with_rfc3339_time() -> None:
 # --- delivery and retries --------------------------------------------------------------------
 
 
-def test_503_three_times_then_200_follows_schedule(receiver: Receiver, make: Any) -> None:
+def record_reschedules(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float, float]]:
+    """Spy on :meth:`Outbox.reschedule`: (failed attempts so far, delay, monotonic due time)."""
+    calls: list[tuple[int, float, float]] = []
+    real = Outbox.reschedule
+
+    def spy(self: Outbox, entry: OutboxEntry, delay: float) -> None:
+        calls.append((entry.attempts, delay, time.monotonic() + delay))
+        real(self, entry, delay)
+
+    monkeypatch.setattr(Outbox, "reschedule", spy)
+    return calls
+
+
+def test_503_three_times_then_200_follows_schedule(
+    receiver: Receiver, make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rescheduled = record_reschedules(monkeypatch)
     route = receiver.route("/r", WH_SECRET, *[(503, {})] * 3)
     endpoint = receiver.endpoint("fraud", "/r")
-    m = make(endpoint)
+    m = make(endpoint, retry=FAST, rng=random.Random(1234))
     msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {"model": "fraud"})
     assert m.dispatcher.flush(5.0)
 
     assert route.accepted == [msg_id]
     assert route.attempt_ids == [msg_id] * 4
     assert len({body for _, _, body in route.attempts}) == 1  # same bytes every attempt
+    # The delay after the n-th failure is schedule[n-1] with its own jitter draw, in order: an
+    # independent replay of the seeded jitter. FAST's steps are 2x apart and its jitter 10 %, so
+    # a delay taken from a neighbouring step (the next or previous failure's) cannot match.
+    draws = random.Random(1234)
+    expected = [s * (1 + draws.uniform(-FAST.jitter, FAST.jitter)) for s in FAST.schedule]
+    assert [n for n, _, _ in rescheduled] == [1, 2, 3]
+    assert [d for _, d, _ in rescheduled] == pytest.approx(expected, rel=1e-12)
+    for (_, delay, _), scheduled in zip(rescheduled, FAST.schedule, strict=True):
+        assert scheduled * (1 - FAST.jitter) <= delay <= scheduled * (1 + FAST.jitter)
+    # ... and each retry was sent no earlier than it was due.
     times = [t for t, _, _ in route.attempts]
-    for gap, scheduled in zip(
-        (b - a for a, b in itertools.pairwise(times)), FAST.schedule, strict=True
-    ):
-        assert scheduled * (1 - FAST.jitter) - 0.005 <= gap <= scheduled * (1 + FAST.jitter) + 0.25
+    for (_, _, due), (before, sent) in zip(rescheduled, itertools.pairwise(times), strict=True):
+        assert before < due <= sent
     for _, headers, _ in route.attempts:
         assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
 
