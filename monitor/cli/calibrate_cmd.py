@@ -14,22 +14,15 @@ import argparse
 import math
 
 from monitor.app import load_states
-from monitor.cli.common import CommandError, load
-from monitor.settings import ConfigError, ModelSettings
+from monitor.cli.common import CommandError, load_model
+from monitor.settings import ModelSettings
 from monitor.state.calibrate import Calibration, calibrate
 from monitor.state.layout import PREDICTION
 from monitor.state.model_state import ModelState
 
 
 def _model(args: argparse.Namespace) -> tuple[ModelSettings, ModelState]:
-    settings = load(args.config)
-    try:
-        model = settings.model(args.model)
-    except KeyError:
-        names = ", ".join(m.name for m in settings.models)
-        raise ConfigError(
-            f"--model {args.model}: no such model in {args.config} (it has: {names})"
-        ) from None
+    settings, model = load_model(args.config, args.model)
     single = settings.model_copy(update={"models": [model]})
     state = load_states(single, base=args.config.resolve().parent)[model.name]
     if state.reference is None:

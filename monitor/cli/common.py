@@ -8,7 +8,7 @@ from pathlib import Path
 
 from monitor.redaction import RedactingFilter
 from monitor.serve.web_config import load_web_config
-from monitor.settings import Settings
+from monitor.settings import ConfigError, ModelSettings, Settings
 from monitor.settings_loader import load_settings
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -63,3 +63,13 @@ def load(path: Path) -> Settings:
     # daemon's start does, so validate-config and check catch a missing cert or a bad hash.
     load_web_config(settings.http.web_config_file)
     return settings
+
+
+def load_model(path: Path, name: str) -> tuple[Settings, ModelSettings]:
+    """The config at ``path`` and its model ``name`` (``--model``); one line if there is none."""
+    settings = load(path)
+    try:
+        return settings, settings.model(name)
+    except KeyError:
+        names = ", ".join(m.name for m in settings.models)
+        raise ConfigError(f"--model {name}: no such model in {path} (it has: {names})") from None

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from monitor.cli.common import CommandError, load
+from monitor.cli.common import CommandError, load_model
 from monitor.reference.bins import ReferenceProfileError
 from monitor.reference.build import build_reference
 from monitor.reference.infer import infer_kinds
 from monitor.reference.training_data import read_training_file
-from monitor.settings import ConfigError
 from monitor.vocabulary import FeatureKind, Task
 
 
@@ -32,14 +31,7 @@ def _from_config(args: argparse.Namespace) -> tuple[Task, dict[str, FeatureKind]
                 f"reference build: {flag} is for building without --config; the config "
                 "already declares the features"
             )
-    settings = load(args.config)
-    try:
-        model = settings.model(args.model)
-    except KeyError:
-        names = ", ".join(m.name for m in settings.models)
-        raise ConfigError(
-            f"--model {args.model}: no such model in {args.config} (it has: {names})"
-        ) from None
+    _, model = load_model(args.config, args.model)
     if args.task is not None and args.task != model.task:
         raise CommandError(
             f"reference build: --task {args.task} but {args.config} says {model.task}; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monitor.cli.common import CommandError, load
+from monitor.cli.common import CommandError, load_model
 from monitor.redaction import redact
 from monitor.settings import ConfigError
 
@@ -21,14 +21,7 @@ def cmd_webhook_test(args: argparse.Namespace) -> int:
     from monitor.alerting.delivery import send_test
     from monitor.alerting.targets import display_url
 
-    settings = load(args.config)
-    try:
-        model = settings.model(args.model)
-    except KeyError:
-        names = ", ".join(m.name for m in settings.models)
-        raise ConfigError(
-            f"--model {args.model}: no such model in {args.config} (it has: {names})"
-        ) from None
+    settings, model = load_model(args.config, args.model)
     if model.webhook is None:
         raise ConfigError(
             f"--model {args.model}: the model has no webhook in {args.config}; add "
