@@ -60,6 +60,7 @@ from tests.support.fault_oracle import (
     decode,
     expected_counts,
     expected_snapshot,
+    independent_statistics,
     judge,
     model_config,
     save_reference,
@@ -122,6 +123,7 @@ class Rig:
             snapshot,
             expected_snapshot(self.settings, self.reference, produced.records),
             expected_counts(self.settings, produced.records),
+            independent_statistics(self.settings, self.reference, produced.records),
         )
 
     def cleanup(self) -> None:
@@ -223,6 +225,43 @@ def test_the_judge_notices_one_lost_or_one_double_counted_record(tmp_path: Path)
         f"1m.x.psi: {nudged['models'][0]['windows'][0]['features'][0]['psi']} "
         f"!= {want.models[0].windows[0].features[0].psi}"
     ]
+
+
+def test_the_judge_checks_the_statistics_against_the_raw_samples(tmp_path: Path) -> None:
+    """Without a broker: PSI, KS D and chi-square of the final windows, recomputed from the
+    produced records and the raw training values without the daemon's code, agree with the
+    evaluation, and a statistic off by more than its tolerance is named."""
+    reference = save_reference(tmp_path / "churn.json")
+    settings = write_config(
+        tmp_path / "c.yaml",
+        daemon_config(
+            bootstrap="127.0.0.1:9",
+            group="g",
+            topics=("p", "l", "d"),
+            port=0,
+            state_dir=tmp_path,
+            reference=tmp_path / "churn.json",
+        ),
+    )
+    records = list(itertools.islice(traffic("p", "l", SEED, poison_every=97), 3000))
+    want = expected_snapshot(settings, reference, records)
+    counts = expected_counts(settings, records)
+    raw = independent_statistics(settings, reference, records)
+    assert set(raw) == {"1m", "15m"}
+    # The stream drifts x from 0 to 0.3: the raw statistics see it (not vacuous).
+    assert raw["15m"].psi["x"] > 0.05 and raw["15m"].ks_exact > 0.05
+    assert not judge(want.to_json(), want, counts, raw).mismatches
+    for stat, delta, expected in [
+        ("psi", 2e-9, "1m.x.psi"),
+        ("ks_statistic", 0.01, "1m.x.ks_statistic"),
+        ("chi2_pvalue", None, "1m.x.chi2_pvalue"),
+    ]:
+        off = want.to_json()
+        x = off["models"][0]["windows"][0]["features"][0]
+        assert x["feature"] == "x"
+        x[stat] = x[stat] * 1.01 if delta is None else x[stat] + delta
+        found = [m for m in judge(off, want, counts, raw).mismatches if "raw" in m]
+        assert [m.split(":")[0] for m in found] == [expected], found
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,10 @@ report after consuming it, computed from the produced records and never from the
 Window counts come from pane arithmetic on the events' times; statistics from feeding the same
 decoded events, in produced order, to a fresh in-process
 :class:`~monitor.state.model_state.ModelState` and evaluating it with
-:func:`monitor.state.evaluate.evaluate`.
+:func:`monitor.state.evaluate.evaluate` (equivalence), and again, independently of the
+daemon's code, from the raw training and window samples (:func:`independent_statistics`:
+PSI by hand over the reference's coarse cuts, KS D from ``scipy.stats.ks_2samp``, chi-square
+from ``scipy.stats.chi2_contingency``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Any
 
 import numpy as np
 import orjson
+from scipy.stats import chi2_contingency, ks_2samp
 
 from monitor.events import Label, Prediction
 from monitor.ingest.decode import Decoder
+from monitor.reference.bins import CategoricalProfile, NumericProfile
 from monitor.reference.build import build_reference
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import Settings
@@ -96,17 +101,21 @@ def traffic(
             yield Record(topic, f"poison{n}".encode(), value)
 
 
-def save_reference(path: Path, seed: int = 1, rows: int = 20_000) -> ReferenceProfile:
+def training_columns(seed: int = 1, rows: int = 20_000) -> dict[str, list[object]]:
     """The training distribution: ``x`` centred at 0 (the live stream drifts to 0.3)."""
     rng = np.random.default_rng(seed)
     score = rng.beta(2.0, 5.0, rows)
-    columns: dict[str, list[object]] = {
+    return {
         "x": rng.normal(0.0, 1.0, rows).tolist(),
         "c": [str(c) for c in rng.choice(CATEGORIES, rows, p=[0.35, 0.3, 0.2, 0.15])],
         "score": score.tolist(),
         "prediction": (score >= 0.5).astype(int).tolist(),
     }
-    ref = build_reference(MODEL, "binary_classification", columns, FEATURES)
+
+
+def save_reference(path: Path, seed: int = 1, rows: int = 20_000) -> ReferenceProfile:
+    """The reference profile of :func:`training_columns`, saved to ``path``."""
+    ref = build_reference(MODEL, "binary_classification", training_columns(seed, rows), FEATURES)
     ref.save(path)
     return ref
 
@@ -153,32 +162,123 @@ def decode(settings: Settings, records: Sequence[Record]) -> list[Prediction | L
     return out
 
 
-def expected_counts(settings: Settings, records: Sequence[Record]) -> dict[str, WindowCount]:
-    """Per window: the predictions whose pane is in the final window, and their labels.
+def _final_windows(
+    settings: Settings, records: Sequence[Record]
+) -> tuple[dict[str, dict[str, tuple[float, dict[str, Any]]]], dict[str, int]]:
+    """Per window, the predictions (id → (time, event)) in the final window; labels by id.
 
-    Straight from the produced JSON (poison pills skipped), without the daemon's decoder. The
-    final window ends at the pane of the newest event time; with no late events (see
-    :func:`model_config`), that is all a window's counts depend on.
+    Straight from the produced JSON (poison pills skipped, the first record of an id wins),
+    without the daemon's decoder. The final window ends at the pane of the newest event time;
+    with no late events (see :func:`model_config`), that is all a window depends on.
     """
     poison = {value for value, _ in POISON}
-    preds: dict[str, tuple[float, int]] = {}  # id → (event time, predicted class)
+    preds: dict[str, tuple[float, dict[str, Any]]] = {}
     labels: dict[str, int] = {}
     for rec in records:
         if rec.value in poison:
             continue
         event = orjson.loads(rec.value)
         if rec.topic == settings.kafka.predictions_topic:
-            preds.setdefault(event["id"], (event["timestamp"], event["prediction"]))
+            preds.setdefault(event["id"], (event["timestamp"], event))
         elif rec.topic == settings.kafka.labels_topic:
             labels.setdefault(event["id"], event["label"])
     newest = max(ts for ts, _ in preds.values())
     out = {}
     for w in settings.model(MODEL).windows:
         head, n = math.floor(newest / w.pane), round(w.length / w.pane)
-        inside = {i: p for i, (ts, p) in preds.items() if math.floor(ts / w.pane) > head - n}
+        out[w.name] = {i: p for i, p in preds.items() if math.floor(p[0] / w.pane) > head - n}
+    return out, labels
+
+
+def expected_counts(settings: Settings, records: Sequence[Record]) -> dict[str, WindowCount]:
+    """Per window: the predictions whose pane is in the final window, and their labels."""
+    windows, labels = _final_windows(settings, records)
+    out = {}
+    for name, inside in windows.items():
         labelled = [i for i in inside if i in labels]
-        correct = sum(1 for i in labelled if labels[i] == inside[i])
-        out[w.name] = WindowCount(len(inside), len(labelled), correct)
+        correct = sum(1 for i in labelled if labels[i] == inside[i][1]["prediction"])
+        out[name] = WindowCount(len(inside), len(labelled), correct)
+    return out
+
+
+@dataclass(frozen=True)
+class RawStats:
+    """A final window's statistics computed from raw samples, without the daemon's code."""
+
+    psi: dict[str, float]  # feature → PSI over the reference's bins (+ unseen, missing)
+    ks_exact: float  # two-sample KS D of the raw ``x`` samples (scipy)
+    chi2_pvalue: dict[str, float]  # feature → chi-square p-value (scipy)
+
+
+def _psi_by_hand(ref: Sequence[int], win: Sequence[int], eps: float = 1e-4) -> float:
+    """sum((a - e) ln(a / e)) over the shares, each floored at ``eps`` (the documented PSI)."""
+    n_ref, n_win = sum(ref), sum(win)
+    total = 0.0
+    for r, w in zip(ref, win, strict=True):
+        e, a = max(r / n_ref, eps), max(w / n_win, eps)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def _chi2_pvalue(ref: Sequence[int], win: Sequence[int]) -> float:
+    table = np.array([ref, win])
+    table = table[:, table.sum(axis=0) > 0]
+    return float(chi2_contingency(table, correction=False).pvalue)
+
+
+def _numeric_bins(profile: NumericProfile, values: Sequence[float]) -> list[int]:
+    """Counts over the coarse (PSI) bins, then the missing bin, from the raw values.
+
+    The coarse bins are right-closed intervals between the fine edges where the coarse group
+    changes: the cut points are the only part of the profile used (they define the bins).
+    """
+    coarse = profile.coarse.tolist()
+    cuts = [float(e) for j, e in enumerate(profile.edges) if coarse[j] != coarse[j + 1]]
+    counts = [0] * (len(cuts) + 2)
+    for v in values:
+        if math.isnan(v):
+            counts[-1] += 1
+        else:
+            counts[sum(1 for c in cuts if v > c)] += 1
+    return counts
+
+
+def _categorical_bins(profile: CategoricalProfile, values: Sequence[str]) -> list[int]:
+    """Counts per reference category, then unseen, then missing (none here)."""
+    index = {c: k for k, c in enumerate(profile.categories)}
+    counts = [0] * (len(index) + 2)
+    for v in values:
+        counts[index.get(v, len(index))] += 1
+    return counts
+
+
+def independent_statistics(
+    settings: Settings, reference: ReferenceProfile, records: Sequence[Record]
+) -> dict[str, RawStats]:
+    """Per final window: PSI by hand, KS D and chi-square p by scipy, from raw samples.
+
+    The reference side comes from :func:`training_columns` (the raw training values), the
+    window side from the produced JSON; the profile contributes only its bin boundaries.
+    """
+    train = training_columns()
+    x_prof, c_prof = reference.features["x"], reference.features["c"]
+    assert isinstance(x_prof, NumericProfile) and isinstance(c_prof, CategoricalProfile)
+    train_x = [float(v) for v in train["x"]]  # type: ignore[arg-type]
+    ref_bins = {
+        "x": _numeric_bins(x_prof, train_x),
+        "c": _categorical_bins(c_prof, [str(v) for v in train["c"]]),
+    }
+    windows, _ = _final_windows(settings, records)
+    out = {}
+    for name, inside in windows.items():
+        xs = [float(e["features"]["x"]) for _, e in inside.values()]
+        cs = [str(e["features"]["c"]) for _, e in inside.values()]
+        win_bins = {"x": _numeric_bins(x_prof, xs), "c": _categorical_bins(c_prof, cs)}
+        out[name] = RawStats(
+            psi={f: _psi_by_hand(ref_bins[f], win_bins[f]) for f in FEATURES},
+            ks_exact=float(ks_2samp(train_x, xs, method="asymp").statistic),
+            chi2_pvalue={f: _chi2_pvalue(ref_bins[f], win_bins[f]) for f in FEATURES},
+        )
     return out
 
 
@@ -229,12 +329,40 @@ def _same(a: float | None, b: float | None, tol: float) -> bool:
     return abs(a - b) <= tol
 
 
-def judge(got: Mapping[str, Any], want: Snapshot, counts: Mapping[str, WindowCount]) -> Verdict:
-    """Counts must be equal, statistics equal to within 1e-9."""
+def _independent_mismatches(name: str, gw: Mapping[str, Any], raw: RawStats) -> list[str]:
+    """The daemon's (or the equivalence oracle's) window against the raw-sample statistics:
+    PSI to 1e-9, chi-square p to a relative 1e-6, binned KS D within its documented bound
+    ``D_edges <= D <= D_edges + ks_bound``."""
+    out = []
+    features = {f["feature"]: f for f in gw["features"]}
+    for feature, value in raw.psi.items():
+        if not _same(features[feature]["psi"], value, 1e-9):
+            out.append(f"{name}.{feature}.psi: {features[feature]['psi']} != raw {value}")
+    for feature, p in raw.chi2_pvalue.items():
+        got_p = features[feature]["chi2_pvalue"]
+        if not _same(got_p, p, 1e-6 * abs(p) + 1e-300):
+            out.append(f"{name}.{feature}.chi2_pvalue: {got_p} != raw {p}")
+    x = features["x"]
+    d, bound = x["ks_statistic"], x["ks_bound"]
+    if not d <= raw.ks_exact + 1e-12 or not raw.ks_exact - d <= bound + 1e-12:
+        out.append(f"{name}.x.ks_statistic: {d} not within [D - {bound}, D] of raw D {raw.ks_exact}")
+    return out
+
+
+def judge(
+    got: Mapping[str, Any],
+    want: Snapshot,
+    counts: Mapping[str, WindowCount],
+    raw: Mapping[str, RawStats] | None = None,
+) -> Verdict:
+    """Counts must be equal, statistics equal to within 1e-9; with ``raw``
+    (:func:`independent_statistics`), the statistics must also match the raw samples."""
     v = Verdict()
     model = next(m for m in got["models"] if m["model"] == MODEL)
     wanted = want.model(MODEL)
     assert wanted is not None
+    wanted_model = next(m for m in want.to_json()["models"] if m["model"] == MODEL)
+    wanted_json = {w["window"]: w for w in wanted_model["windows"]}
     for ww in wanted.windows:
         name = ww.window
         # The oracle's two halves agree, or the oracle itself is wrong.
@@ -242,6 +370,11 @@ def judge(got: Mapping[str, Any], want: Snapshot, counts: Mapping[str, WindowCou
         assert (ww.predictions, ww.labels) == (c.predictions, c.labels), name
         assert ww.performance["accuracy"] == c.correct / c.labels, name
         gw = next(w for w in model["windows"] if w["window"] == name)
+        if raw is not None:
+            # The equivalence oracle agrees with the raw samples, or the evaluation is wrong.
+            bad = _independent_mismatches(name, wanted_json[name], raw[name])
+            assert not bad, bad
+            v.mismatches += _independent_mismatches(name, gw, raw[name])
         v.expected[name] = (c.predictions, c.labels)
         v.got[name] = (gw["predictions"], gw["labels"])
         for key in ("start", "end", "predictions", "labels", "enough_samples"):

@@ -133,6 +133,40 @@ def test_binned_ks_bound_property(ref: list[float], win: list[float], fine_bins:
     assert exact - d_edges <= profile.ks_bound + 1e-12
 
 
+def kolmogorov_series(x: float) -> float:
+    """Q(x) = 2 * sum_{k>=1} (-1)**(k-1) exp(-2 k**2 x**2), the limiting two-sample KS tail."""
+    if x <= 0.0:
+        return 1.0
+    return min(1.0, 2.0 * sum((-1) ** (k - 1) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101)))
+
+
+@pytest.mark.parametrize(
+    ("ref", "win", "d"),
+    [
+        # cumulative shares .1 .3 .6 1 against .15 .4 .75 1: D = .15, n = m = 100
+        ([10, 20, 30, 40], [15, 25, 35, 25], 0.15),
+        # .2 .5 1 against .5 .75 1 (n = 50, m = 4): D = .3 at the first edge
+        ([10, 15, 25], [2, 1, 1], 0.3),
+        # .4 1 against .1 1 (n = 1000, m = 30): D = .3, p about .011
+        ([400, 600], [3, 27], 0.3),
+    ],
+)
+def test_ks_pvalue_is_the_kolmogorov_limit_at_the_effective_sample_size(
+    ref: list[int], win: list[int], d: float
+) -> None:
+    result = ks_binned(ref, win)
+    n, m = sum(ref), sum(win)
+    assert result.statistic == pytest.approx(d, abs=1e-15)
+    assert result.pvalue == pytest.approx(kolmogorov_series(math.sqrt(n * m / (n + m)) * d))
+
+
+def test_ks_pvalue_docstring_example_is_the_series_value() -> None:
+    # sqrt(100 * 100 / 200) * .15 = 1.0606601718; Q = 2 (e^-2.25 - e^-9 + e^-20.25 - ...)
+    assert ks_binned([10, 20, 30, 40], [15, 25, 35, 25]).pvalue == pytest.approx(
+        2 * (math.exp(-2.25) - math.exp(-9.0) + math.exp(-20.25)), rel=1e-9
+    )
+
+
 def test_ks_pvalue_matches_scipy_asymptotic_when_binning_is_exact() -> None:
     g = np.random.default_rng(3)
     # Every value of {0..5} holds > 1/1000 of the reference, so all are point masses with bins
@@ -148,6 +182,8 @@ def test_ks_pvalue_matches_scipy_asymptotic_when_binning_is_exact() -> None:
         assert (result.n_ref, result.n_win) == (20_000, n_win)
         en = 20_000 * n_win / (20_000 + n_win)
         assert result.pvalue == pytest.approx(kolmogorov(math.sqrt(en) * result.statistic))
+        # The same limit from its series, written out here rather than the kernel the code calls.
+        assert result.pvalue == pytest.approx(kolmogorov_series(math.sqrt(en) * expected.statistic))
         # The limiting distribution is slightly conservative against scipy's finite-n kstwo.
         assert expected.pvalue * (1 - 1e-9) <= result.pvalue <= expected.pvalue * 1.1 + 1e-12
 
