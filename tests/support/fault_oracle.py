@@ -345,7 +345,9 @@ def _independent_mismatches(name: str, gw: Mapping[str, Any], raw: RawStats) -> 
     x = features["x"]
     d, bound = x["ks_statistic"], x["ks_bound"]
     if not d <= raw.ks_exact + 1e-12 or not raw.ks_exact - d <= bound + 1e-12:
-        out.append(f"{name}.x.ks_statistic: {d} not within [D - {bound}, D] of raw D {raw.ks_exact}")
+        out.append(
+            f"{name}.x.ks_statistic: {d} not within [D - {bound}, D] of raw D {raw.ks_exact}"
+        )
     return out
 
 

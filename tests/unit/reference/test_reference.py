@@ -208,6 +208,43 @@ def test_build_reference_for_binary_classification_profiles_the_score() -> None:
     assert len(ref.content_hash) == 64
 
 
+def test_build_reference_score_profile_hand_computed() -> None:
+    """An oracle that does not go through build_numeric_profile: five scores and a missing one,
+    two fine bins. Sorted .1 .3 .5 .7 .9; ranks 0, 2, 4 give the edges .1 .5 .9 (no value
+    holds more than 1/2 of them, so no point-mass edge). Right-closed bins (-inf, .1] (.1, .5]
+    (.5, .9] (.9, inf) hold 1 2 2 0, then 1 missing; the largest bin with an interior holds
+    2/5 (the KS bound). Coarse groups of 1/10 each: every non-empty bin closes a group, and
+    the empty last one (under half a share) joins its neighbour."""
+    columns: dict[str, list[object]] = {
+        "score": [0.5, 0.1, None, 0.3, 0.9, 0.7],
+        "prediction": [1, 0, 0, 0, 1, 1],
+    }
+    ref = build_reference("m", "binary_classification", columns, {}, fine_bins=2)
+    score = ref.prediction
+    assert isinstance(score, NumericProfile)
+    assert score.edges.tolist() == [0.1, 0.5, 0.9]
+    assert score.counts.tolist() == [1, 2, 2, 0, 1]
+    assert score.ks_bound == 0.4
+    assert score.coarse.tolist() == [0, 1, 2, 2] and score.n_coarse == 3
+    assert (score.low, score.out_of_range) == (0.1, 0)
+    assert ref.rows == 6
+
+
+def test_build_reference_point_mass_profile_hand_computed() -> None:
+    """Seven values, 0 four times (4/7 > 1/2 of them: a point mass), two fine bins. Ranks
+    0, 3, 6 of 0 0 0 0 1 2 4 give 0 0 4; the point mass adds nextafter(0, -inf) (-5e-324).
+    Bins (-inf, -5e-324] (-5e-324, 0] (0, 4] (4, inf) hold 0 4 3 0; the point-mass bin has
+    no interior, so the KS bound is 3/7 from (0, 4], not 4/7."""
+    columns: dict[str, list[object]] = {"v": [1.0, 0.0, 4.0, 0.0, 2.0, 0.0, 0.0]}
+    ref = build_reference("m", "regression", columns, {"v": "numeric"}, fine_bins=2)
+    v = ref.features["v"]
+    assert isinstance(v, NumericProfile)
+    assert v.edges.tolist() == [-5e-324, 0.0, 4.0]
+    assert v.counts.tolist() == [0, 4, 3, 0, 0]
+    assert v.ks_bound == 3 / 7
+    assert ref.prediction is None
+
+
 def test_build_reference_prediction_profile_per_task() -> None:
     columns = training_columns()
     regression = build_reference("m", "regression", columns, FEATURES)
