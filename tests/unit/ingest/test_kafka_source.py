@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from kafka import OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaTimeoutError, KafkaConnectionError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import OffsetAndTimestamp
 from prometheus_client import CollectorRegistry
 
