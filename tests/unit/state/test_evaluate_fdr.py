@@ -53,7 +53,7 @@ def features(fdr: str) -> dict[str, FeatureDrift]:
         min_samples=1,
         ks_alpha=KS_ALPHA,
         chi2_alpha=CHI2_ALPHA,
-        fdr=fdr,  # type: ignore[arg-type]
+        fdr=fdr,
         ks_min_statistic=0.0,  # significance alone decides here
         js_min_distance=0.0,
     )
@@ -62,7 +62,7 @@ def features(fdr: str) -> dict[str, FeatureDrift]:
         task="regression",
         reference=Path("unused.json"),
         windows=[WindowSpec(name="1h", length=3600, pane=60)],
-        features=KINDS,  # type: ignore[arg-type]
+        features=KINDS,
         policy=policy,
     )
     state = ModelState(cfg, reference())

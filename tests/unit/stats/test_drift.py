@@ -137,9 +137,8 @@ def kolmogorov_series(x: float) -> float:
     """Q(x) = 2 * sum_{k>=1} (-1)**(k-1) exp(-2 k**2 x**2), the limiting two-sample KS tail."""
     if x <= 0.0:
         return 1.0
-    return min(
-        1.0, 2.0 * sum((-1) ** (k - 1) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101))
-    )
+    terms = [(-1.0) ** (k - 1) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101)]
+    return min(1.0, 2.0 * math.fsum(terms))
 
 
 @pytest.mark.parametrize(
