@@ -289,3 +289,59 @@ def test_lost_partitions_are_neither_checkpointed_nor_committed() -> None:
 def test_close_never_autocommits(rig: Rig) -> None:
     rig.source.close()
     assert rig.consumer.of("close") == [("close", False)]
+
+
+# -- dead letters through the adapter --------------------------------------------------------
+
+
+def dead_rig(outcomes: dict[int, list[Exception | None]]) -> tuple[KafkaSource, list[Any], Any]:
+    """A source whose producer factory records each producer it makes and its options."""
+    from tests.unit.ingest.test_dead_letter import Producer
+
+    made: list[Any] = []
+    producer = Producer(outcomes)
+
+    def producer_factory(**options: Any) -> Any:
+        made.append(options)
+        return producer
+
+    source = KafkaSource(
+        settings(dead_letter_topic="dlq"),
+        OpsMetrics(CollectorRegistry()),
+        wall=lambda: WALL,
+        consumer_factory=FakeConsumer,
+        producer_factory=producer_factory,
+        sleep=lambda _: None,
+    )
+    return source, made, producer
+
+
+def test_the_dead_letter_producer_is_made_on_first_use_only_and_acks_all() -> None:
+    from tests.unit.ingest.test_dead_letter import letter
+
+    source, made, producer = dead_rig({})
+    assert made == []  # most runs never dead-letter: no idle producer
+    source.dead_letter([letter(1)])
+    source.dead_letter([letter(2)])
+    assert len(made) == 1
+    assert (made[0]["acks"], made[0]["max_block_ms"]) == ("all", 10_000)
+    assert [o for o, _, _ in producer.sent] == [1, 2]
+    source.close()
+
+
+def test_a_dead_letter_write_aborted_by_shutdown_raises_to_the_loop() -> None:
+    from kafka.errors import LeaderNotAvailableError
+
+    from monitor.ingest.source import DeadLetterAbortedError
+    from tests.unit.ingest.test_dead_letter import letter
+
+    source, _, producer = dead_rig({1: [LeaderNotAvailableError()] * 10})
+    waits: list[int] = []
+    with pytest.raises(DeadLetterAbortedError):
+        source.dead_letter(
+            [letter(1)], stop=lambda: len(waits) >= 2, waiting=lambda: waits.append(1)
+        )
+    # attempt, wait, attempt, wait, attempt: the stop is seen after the third failure
+    assert len(waits) == 2
+    assert len(producer.sent) == 3
+    source.close()
