@@ -44,14 +44,23 @@ from monitor.state.model_state import ModelState
 
 try:  # a sibling script, imported by path whether run as a script or not
     from bench_ingest import (  # type: ignore[import-not-found]
+        backlog_rss,
         bare_confluent,
         bare_kafka_python,
         end_to_end,
         load_topic,
+        produce_live,
     )
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_ingest import bare_confluent, bare_kafka_python, end_to_end, load_topic
+    from bench_ingest import (
+        backlog_rss,
+        bare_confluent,
+        bare_kafka_python,
+        end_to_end,
+        load_topic,
+        produce_live,
+    )
 
 
 FEATURES = {f"f{i}": "numeric" for i in range(8)} | {"c0": "categorical", "c1": "categorical"}
@@ -202,6 +211,40 @@ def _retimed(batch: list[bytes], t: float) -> list[RawRecord]:
     return out
 
 
+BACKLOG_TOPIC = "bench-backlog"
+_sent = [0]  # events in the backlog topic so far (each child reads them all, then live)
+
+
+def run_backlog(
+    bootstrap: str, client: str, args: argparse.Namespace, rng: np.random.Generator
+) -> dict[str, float]:
+    """Peak RSS consuming a backlog vs the steady state, in a fresh interpreter."""
+    if _sent[0] == 0:
+        create_topics(bootstrap, {BACKLOG_TOPIC: 1, BACKLOG_TOPIC + "-labels": 1})
+        chunk, t0 = 100_000, time.time() - args.backlog * 0.001 - 120
+        for i in range(0, args.backlog, chunk):
+            load_topic(
+                bootstrap,
+                BACKLOG_TOPIC,
+                make_events(min(chunk, args.backlog - i), t0 + i * 0.001, rng),
+            )
+        _sent[0] = args.backlog
+    cmd = [sys.executable, __file__, "--rss-child", client, bootstrap, BACKLOG_TOPIC]
+    cmd += ["--backlog", str(_sent[0]), "--live", str(args.live)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if line.strip() != "caught-up":
+            raise RuntimeError(f"backlog child: {line!r}")
+        n_live = int(5000 * args.live)
+        produce_live(
+            bootstrap, BACKLOG_TOPIC, make_events(n_live, time.time() - n_live * 0.001, rng), 5000
+        )
+        _sent[0] += n_live
+        out = child.stdout.read()
+    return orjson.loads(out.strip().splitlines()[-1])
+
+
 def ratio(name: str, num: list[float], den: list[float], target: float) -> None:
     """The median of per-run ratios (the stages of a run share the broker's state) and the gap."""
     r = statistics.median(a / b for a, b in zip(num, den, strict=True))
@@ -215,7 +258,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--only-rss", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--backlog", type=int, default=1_000_000, help="0: skip the backlog RSS")
+    ap.add_argument("--live", type=float, default=10.0, help="steady phase, s (at 5k events/s)")
+    ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)  # client bootstrap topic
     args = ap.parse_args()
+    if args.rss_child:  # a fresh interpreter per client: nothing earlier inflates its RSS
+        client, bootstrap, topic = args.rss_child
+        s = settings_for(bootstrap, topic, client=client)
+        backlog_rss(s, reference_for(s, np.random.default_rng(1)), args.backlog, args.live)
+        return
     if args.only_rss:  # run in a fresh interpreter so earlier phases do not inflate RSS
         rss1, rss3 = bench_rss(np.random.default_rng(0))
         print(
@@ -261,6 +312,11 @@ def main() -> None:
             for key, (_, fn) in stages.items():
                 gc.collect()
                 runs[key].append(fn())
+        if args.backlog:
+            rss = [
+                run_backlog(broker.bootstrap, client, args, rng)
+                for client in ("kafka-python", "confluent")
+            ]
     print(f"{args.events} events, {args.repeat} runs (events/s, median):")
     for key, (name, _) in stages.items():
         print(
@@ -277,6 +333,14 @@ def main() -> None:
     ):
         ms = bench_evaluation(rng, n_features, windows)
         print(f"evaluation, {label}: {ms:.1f} ms median of 30 (target {target})")
+    for client, r in zip(("kafka-python", "confluent"), rss if args.backlog else (), strict=False):
+        x = r["catchup_peak"] / r["steady"]
+        print(
+            f"backlog RSS, {client}: {args.backlog} events: peak {r['catchup_peak']:.0f} MiB while "
+            f"catching up, steady {r['steady']:.0f} MiB (median, {r['live_events']} live events; "
+            f"{r['before']:.0f} before): {x:.2f}x (target <= 1.5x; "
+            f"{'met' if x <= 1.5 else f'MISSED by {x - 1.5:.2f}x'})"
+        )
     if not args.skip_rss:
         subprocess.run([sys.executable, __file__, "--only-rss"], check=True)
 

@@ -17,6 +17,8 @@ the rate counts only the records read in that interval.
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -171,3 +173,103 @@ def load_topic(bootstrap: str, topic: str, events: list[bytes]) -> None:
         p.poll(0)
     if p.flush(60):
         raise RuntimeError("events not all delivered")
+
+
+class PeakRss:
+    """Samples this process's RSS every 10 ms on a thread; ``take()`` returns (peak, median)
+    MiB since the last ``take()``."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self._samples.append(self._proc.memory_info().rss / 2**20)
+
+    def take(self) -> tuple[float, float]:
+        samples, self._samples = self._samples, []
+        return max(samples), statistics.median(samples)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def backlog_rss(
+    settings: Settings, states: dict[str, ModelState], backlog: int, live: float
+) -> None:
+    """In a fresh interpreter: consume a ``backlog`` already in the topic through the daemon's
+    Source + Pipeline (RSS sampled), say ``caught-up`` on stdout, then consume the live traffic
+    the parent produces for ``live`` seconds. Prints one JSON line: peak RSS while catching up,
+    and the median RSS in the live (steady) phase."""
+    import gc
+
+    metrics = OpsMetrics(prometheus_client.CollectorRegistry())
+    pipeline = Pipeline(settings, states, metrics)
+    cfg = settings.kafka.model_copy(update={"group_id": None})
+    if cfg.client == "confluent":
+        from monitor.ingest.confluent_source import ConfluentSource
+
+        source: object = ConfluentSource(cfg, metrics)
+    else:
+        from monitor.ingest.kafka_source import KafkaSource
+
+        source = KafkaSource(cfg, metrics)
+    poll = source.poll  # type: ignore[attr-defined]
+    gc.collect()
+    rss = PeakRss()
+    time.sleep(0.05)
+    _, before = rss.take()
+    got = 0
+
+    def step() -> int:
+        records = poll(cfg.poll_timeout)
+        if records:
+            pipeline.apply(pipeline.decode(records), partial(source.mark_processed, records))  # type: ignore[attr-defined]
+        return len(records)
+
+    while got < backlog:
+        got += step()
+    catchup_peak, _ = rss.take()
+    print("caught-up", flush=True)
+    end = time.monotonic() + live
+    live_got = 0
+    while time.monotonic() < end:
+        live_got += step()
+    live_peak, steady = rss.take()
+    rss.close()
+    source.close()  # type: ignore[attr-defined]
+    print(
+        orjson.dumps(
+            {
+                "before": before,
+                "catchup_peak": catchup_peak,
+                "steady": steady,
+                "live_peak": live_peak,
+                "live_events": live_got,
+            }
+        ).decode(),
+        flush=True,
+    )
+
+
+def produce_live(bootstrap: str, topic: str, events: list[bytes], rate: float) -> None:
+    """Produce ``events`` at about ``rate`` per second (re-stamped to now by the caller)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    start = time.monotonic()
+    for i, e in enumerate(events):
+        p.produce(topic, e)
+        if i % 100 == 0:
+            p.poll(0)
+            ahead = i / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    p.flush(30)
