@@ -248,8 +248,8 @@ def run_backlog(
 def ratio(name: str, num: list[float], den: list[float], target: float) -> None:
     """The median of per-run ratios (the stages of a run share the broker's state) and the gap."""
     r = statistics.median(a / b for a, b in zip(num, den, strict=True))
-    gap = "met" if r >= target else f"MISSED by {target - r:.2f} ({r / target:.0%} of target)"
-    print(f"  {name:<44} {r:6.2f}  (target >= {target:g}; {gap})")
+    gap = "met" if r >= target else f"MISSED by {target - r:.3f} ({r / target:.0%} of target)"
+    print(f"  {name:<44} {r:6.3f}  (target >= {target:g}; {gap})")
 
 
 def main() -> None:
