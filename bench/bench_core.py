@@ -1,13 +1,18 @@
-"""Core benchmark (run on demand, never in the test suite): `make bench` or
+"""Core benchmark (run on demand, never in the test suite):
 
     .venv/bin/python bench/bench_core.py [--events 200000] [--repeat 3]
 
-Prints, for one process on this machine:
-1. raw ceiling: kafka-python consume + decode only (no windows), events/s;
-2. end to end: broker → decode → windows through the daemon's own KafkaSource + Pipeline;
-3. evaluation time for 10 models × 20 features × 2 windows (median of 30);
-4. RSS after 1 M and 3 M events through the pipeline (windows sliding), and the change.
-Targets (issue 2): end-to-end ≥ 60 % of raw; evaluation ≤ 50 ms; RSS flat (± 10 %).
+Prints, for one process on this machine, every target of issue 12 (same embedded broker, same
+subscription and fetch settings for every consumer; see ``bench_ingest``), medians of
+``--repeat`` runs, the stages interleaved run by run:
+1. raw ceilings: bare kafka-python + orjson, bare confluent-kafka + orjson (consume + decode,
+   nothing of ours);
+2. end to end: broker → decode → windows through the daemon's own Source + Pipeline, with
+   ``kafka.client: kafka-python`` and with ``confluent``; the three ratios;
+3. evaluation time for 10 models × 50 features × 3 windows (and the old 20 × 2 shape);
+4. in a fresh interpreter, RSS after 1 M and 3 M events through the pipeline (windows sliding).
+Targets (issue 12): e2e / bare ≥ 0.8 (kafka-python), ≥ 0.5 (confluent); e2e confluent /
+e2e kafka-python ≥ 4×; evaluation ≤ 20 ms; RSS flat (± 10 %).
 """
 
 from __future__ import annotations
@@ -19,16 +24,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import orjson
 import psutil
-from kafka import KafkaConsumer, KafkaProducer
 
 from monitor.devkit.broker import EmbeddedBroker, create_topics
-from monitor.events import RawRecord
-from monitor.ingest.decode import Decoder
-from monitor.ingest.kafka_source import KafkaSource
+from monitor.events import Prediction, RawRecord
+from monitor.ingest.confluent_source import FETCH_QUEUE_BACKOFF_MS
 from monitor.ingest.route import Pipeline
 from monitor.reference.build import build_reference
 from monitor.serve.ops_metrics import OpsMetrics
@@ -36,6 +41,27 @@ from monitor.settings import Settings
 from monitor.settings_loader import load_settings
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
+
+try:  # a sibling script, imported by path whether run as a script or not
+    from bench_ingest import (  # type: ignore[import-not-found]
+        backlog_rss,
+        bare_confluent,
+        bare_kafka_python,
+        end_to_end,
+        load_topic,
+        produce_live,
+    )
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_ingest import (
+        backlog_rss,
+        bare_confluent,
+        bare_kafka_python,
+        end_to_end,
+        load_topic,
+        produce_live,
+    )
+
 
 FEATURES = {f"f{i}": "numeric" for i in range(8)} | {"c0": "categorical", "c1": "categorical"}
 
@@ -64,8 +90,20 @@ def make_events(n: int, t0: float, rng: np.random.Generator) -> list[bytes]:
     return out
 
 
+WINDOWS_2 = [
+    {"name": "5m", "length": "5m", "pane": "10s"},
+    {"name": "1h", "length": "1h", "pane": "1m"},
+]
+WINDOWS_3 = [*WINDOWS_2, {"name": "1d", "length": "1d", "pane": "30m"}]
+
+
 def settings_for(
-    bootstrap: str, topic: str, models: int = 1, features: dict[str, str] | None = None
+    bootstrap: str,
+    topic: str,
+    models: int = 1,
+    features: dict[str, str] | None = None,
+    windows: list[dict[str, str]] | None = None,
+    client: str = "kafka-python",
 ) -> Settings:
     feats = features or FEATURES
     return load_settings(
@@ -78,16 +116,14 @@ def settings_for(
                 "group_id": f"bench-{uuid.uuid4().hex[:6]}",
                 "session_timeout_ms": 6000,
                 "heartbeat_interval_ms": 1000,
+                "client": client,
             },
             "models": [
                 {
                     "name": f"m{i}",
                     "reference": {"bootstrap_events": 1000},
                     "features": feats,
-                    "windows": [
-                        {"name": "5m", "length": "5m", "pane": "10s"},
-                        {"name": "1h", "length": "1h", "pane": "1m"},
-                    ],
+                    "windows": windows or WINDOWS_2,
                 }
                 for i in range(models)
             ],
@@ -110,65 +146,30 @@ def reference_for(settings: Settings, rng: np.random.Generator) -> dict[str, Mod
     return states
 
 
-def consume_raw(bootstrap: str, topic: str, n: int, settings: Settings) -> float:
-    decoder = Decoder(settings.fields, max_future_skew=settings.time.max_future_skew)
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=2000,
-    )
-    got = 0
-    start = time.perf_counter()
-    while got < n:
-        for records in consumer.poll(timeout_ms=500).values():
-            for r in records:
-                decoder.prediction(r.value, r.timestamp / 1000.0, now=time.time())
-            got += len(records)
-    elapsed = time.perf_counter() - start
-    consumer.close()
-    return n / elapsed
-
-
-def consume_pipeline(settings: Settings, n: int, rng: np.random.Generator) -> float:
-    metrics = OpsMetrics(__import__("prometheus_client").CollectorRegistry())
-    pipeline = Pipeline(settings, reference_for(settings, rng), metrics)
-    source = KafkaSource(settings.kafka.model_copy(update={"group_id": None}), metrics)
-    got = 0
-    start = time.perf_counter()
-    while got < n:
-        records = source.poll(0.5)
-        pipeline.process(records)
-        got += len(records)
-    elapsed = time.perf_counter() - start
-    source.close()
-    return n / elapsed
-
-
-def bench_evaluation(rng: np.random.Generator) -> float:
-    feats = {f"n{i}": "numeric" for i in range(16)} | {f"c{i}": "categorical" for i in range(4)}
-    settings = settings_for("127.0.0.1:1", "x", models=10, features=feats)
+def bench_evaluation(
+    rng: np.random.Generator, n_features: int, windows: list[dict[str, str]], events: int = 5000
+) -> float:
+    """Median ms of 30 evaluations of 10 models, ``n_features`` each (4/5 numeric)."""
+    n_num = n_features * 4 // 5
+    feats = {f"n{i}": "numeric" for i in range(n_num)}
+    feats |= {f"c{i}": "categorical" for i in range(n_features - n_num)}
+    settings = settings_for("127.0.0.1:1", "x", models=10, features=feats, windows=windows)
     states = reference_for(settings, rng)
-    t0 = 1.8e9
+    t0 = time.time() - 200  # inside every window
+    cats = {f: "beta" for f, k in feats.items() if k != "numeric"}
     for state in states.values():
-        from monitor.events import Prediction
-
+        num = rng.normal(103, 15, (events, n_num)).tolist()
         preds = [
             Prediction(
                 str(i),
                 state.cfg.name,
                 "v",
-                t0 + i * 0.05,
-                {
-                    f: (float(rng.normal(103, 15)) if k == "numeric" else "beta")
-                    for f, k in feats.items()
-                },
+                t0 + i * 0.01,
+                dict(zip(feats, row, strict=False)) | cats,
                 1,
                 0.5,
             )
-            for i in range(20_000)
+            for i, row in enumerate(num)
         ]
         state.add_predictions(preds)
     times = []
@@ -210,13 +211,62 @@ def _retimed(batch: list[bytes], t: float) -> list[RawRecord]:
     return out
 
 
+BACKLOG_TOPIC = "bench-backlog"
+_sent = [0]  # events in the backlog topic so far (each child reads them all, then live)
+
+
+def run_backlog(
+    bootstrap: str, client: str, args: argparse.Namespace, rng: np.random.Generator
+) -> dict[str, float]:
+    """Peak RSS consuming a backlog vs the steady state, in a fresh interpreter."""
+    if _sent[0] == 0:
+        create_topics(bootstrap, {BACKLOG_TOPIC: 1, BACKLOG_TOPIC + "-labels": 1})
+        chunk, t0 = 100_000, time.time() - args.backlog * 0.001 - 120
+        for i in range(0, args.backlog, chunk):
+            load_topic(
+                bootstrap,
+                BACKLOG_TOPIC,
+                make_events(min(chunk, args.backlog - i), t0 + i * 0.001, rng),
+            )
+        _sent[0] = args.backlog
+    cmd = [sys.executable, __file__, "--rss-child", client, bootstrap, BACKLOG_TOPIC]
+    cmd += ["--backlog", str(_sent[0]), "--live", str(args.live)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if line.strip() != "caught-up":
+            raise RuntimeError(f"backlog child: {line!r}")
+        n_live = int(5000 * args.live)
+        produce_live(
+            bootstrap, BACKLOG_TOPIC, make_events(n_live, time.time() - n_live * 0.001, rng), 5000
+        )
+        _sent[0] += n_live
+        out = child.stdout.read()
+    return orjson.loads(out.strip().splitlines()[-1])
+
+
+def ratio(name: str, num: list[float], den: list[float], target: float) -> None:
+    """The median of per-run ratios (the stages of a run share the broker's state) and the gap."""
+    r = statistics.median(a / b for a, b in zip(num, den, strict=True))
+    gap = "met" if r >= target else f"MISSED by {target - r:.3f} ({r / target:.0%} of target)"
+    print(f"  {name:<44} {r:6.3f}  (target >= {target:g}; {gap})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--only-rss", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--backlog", type=int, default=1_000_000, help="0: skip the backlog RSS")
+    ap.add_argument("--live", type=float, default=10.0, help="steady phase, s (at 5k events/s)")
+    ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)  # client bootstrap topic
     args = ap.parse_args()
+    if args.rss_child:  # a fresh interpreter per client: nothing earlier inflates its RSS
+        client, bootstrap, topic = args.rss_child
+        s = settings_for(bootstrap, topic, client=client)
+        backlog_rss(s, reference_for(s, np.random.default_rng(1)), args.backlog, args.live)
+        return
     if args.only_rss:  # run in a fresh interpreter so earlier phases do not inflate RSS
         rss1, rss3 = bench_rss(np.random.default_rng(0))
         print(
@@ -228,32 +278,69 @@ def main() -> None:
     import kafka.record.util as ku
 
     print(f"crc32c C extension: {'yes' if ku.crc32c_c is not None else 'NO (7x slower)'}")
+    print(f"command: {' '.join([sys.executable, *sys.argv])}")
     with EmbeddedBroker() as broker:
         topic = "bench-preds"
         create_topics(broker.bootstrap, {topic: 1, topic + "-labels": 1})
         events = make_events(args.events, time.time() - 300, rng)
         print(f"event size: median {statistics.median(len(e) for e in events):.0f} bytes")
-        producer = KafkaProducer(
-            bootstrap_servers=broker.bootstrap, linger_ms=50, batch_size=1 << 20
-        )
-        for e in events:
-            producer.send(topic, value=e)
-        producer.flush()
-        producer.close()
-        settings = settings_for(broker.bootstrap, topic)
-        raw, e2e = [], []
-        for _ in range(args.repeat):
-            raw.append(consume_raw(broker.bootstrap, topic, args.events, settings))
-            e2e.append(consume_pipeline(settings, args.events, rng))
-        r, e = statistics.median(raw), statistics.median(e2e)
-        print(f"raw ceiling (consume + decode): {r:,.0f} events/s  runs={[round(x) for x in raw]}")
+        load_topic(broker.bootstrap, topic, events)
+        del events
+        kp = settings_for(broker.bootstrap, topic)
+        cf = settings_for(broker.bootstrap, topic, client="confluent")
+        k = kp.kafka
         print(
-            f"end to end (consume + decode + windows): {e:,.0f} events/s  "
-            f"runs={[round(x) for x in e2e]}"
+            f"subscription: {k.predictions_topic} + {k.labels_topic}, no group, earliest; "
+            f"max_poll_records={k.max_poll_records} fetch_max_wait_ms={k.fetch_max_wait_ms} "
+            f"poll_timeout={k.poll_timeout}s (confluent: fetch.queue.backoff.ms="
+            f"{FETCH_QUEUE_BACKOFF_MS})"
         )
-        print(f"end-to-end / raw: {e / r:.0%} (target >= 60%)")
-    ms = bench_evaluation(rng)
-    print(f"evaluation, 10 models x 20 features x 2 windows: {ms:.1f} ms median (target <= 50)")
+        stages: dict[str, tuple[str, Callable[[], float]]] = {
+            "bare_kp": ("bare kafka-python + orjson", lambda: bare_kafka_python(k, args.events)),
+            "bare_cf": ("bare confluent-kafka + orjson", lambda: bare_confluent(k, args.events)),
+            "e2e_kp": (
+                "end to end, kafka.client: kafka-python",
+                lambda: end_to_end(kp, reference_for(kp, np.random.default_rng(1)), args.events),
+            ),
+            "e2e_cf": (
+                "end to end, kafka.client: confluent",
+                lambda: end_to_end(cf, reference_for(cf, np.random.default_rng(1)), args.events),
+            ),
+        }
+        runs: dict[str, list[float]] = {key: [] for key in stages}
+        for _ in range(args.repeat):
+            for key, (_, fn) in stages.items():
+                gc.collect()
+                runs[key].append(fn())
+        if args.backlog:
+            rss = [
+                run_backlog(broker.bootstrap, client, args, rng)
+                for client in ("kafka-python", "confluent")
+            ]
+    print(f"{args.events} events, {args.repeat} runs (events/s, median):")
+    for key, (name, _) in stages.items():
+        print(
+            f"  {name:<44} {statistics.median(runs[key]):>10,.0f}  "
+            f"runs={[round(x) for x in runs[key]]}"
+        )
+    print("ratios (median of per-run ratios):")
+    ratio("e2e / bare, kafka-python client", runs["e2e_kp"], runs["bare_kp"], 0.8)
+    ratio("e2e / bare, confluent client", runs["e2e_cf"], runs["bare_cf"], 0.5)
+    ratio("e2e confluent / e2e kafka-python", runs["e2e_cf"], runs["e2e_kp"], 4.0)
+    for label, n_features, windows, target in (
+        ("10 models x 50 features x 3 windows", 50, WINDOWS_3, "<= 20 ms, issue 12"),
+        ("10 models x 20 features x 2 windows", 20, WINDOWS_2, "<= 50 ms, issue 2"),
+    ):
+        ms = bench_evaluation(rng, n_features, windows)
+        print(f"evaluation, {label}: {ms:.1f} ms median of 30 (target {target})")
+    for client, r in zip(("kafka-python", "confluent"), rss if args.backlog else (), strict=False):
+        x = r["catchup_peak"] / r["steady"]
+        print(
+            f"backlog RSS, {client}: {args.backlog} events: peak {r['catchup_peak']:.0f} MiB while "
+            f"catching up, steady {r['steady']:.0f} MiB (median, {r['live_events']} live events; "
+            f"{r['before']:.0f} before): {x:.2f}x (target <= 1.5x; "
+            f"{'met' if x <= 1.5 else f'MISSED by {x - 1.5:.2f}x'})"
+        )
     if not args.skip_rss:
         subprocess.run([sys.executable, __file__, "--only-rss"], check=True)
 
