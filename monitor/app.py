@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +20,17 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.actions import Actions
 from monitor.events import Offsets
-from monitor.ingest.kafka_source import KafkaSource
+from monitor.group.coordinator import Coordinator
+from monitor.group.handover import PolicyHandover
+from monitor.group.topic import StateTopic
+from monitor.ingest.open_source import open_source
 from monitor.ingest.route import Pipeline
 from monitor.ingest.source import DeadLetterAbortedError, Source
 from monitor.persistence.store import StateStore
@@ -35,35 +40,15 @@ from monitor.serve.collector import SnapshotCollector
 from monitor.serve.http import HttpServer
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import ConfigError, Settings
-from monitor.settings_loader import CONFLUENT_MISSING
 from monitor.snapshot import Snapshot
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
 
 log = logging.getLogger(__name__)
 
-SourceFactory = Callable[["App", Offsets | None], Source]
+SourceFactory = Callable[[Any, Offsets | None], Source]
 #: A repeated signal this soon after the first is the same request; later ones force the exit.
 REPEAT_SIGNAL_GRACE = 1.0
-
-
-def _kafka_source(app: App, positions: Offsets | None) -> Source:
-    horizon = max(m.longest_window + m.allowed_lateness for m in app.settings.models)
-    make: Callable[..., Source] = KafkaSource
-    if app.settings.kafka.client == "confluent":
-        try:
-            from monitor.ingest.confluent_source import ConfluentSource
-        except ImportError as exc:
-            raise ConfigError(CONFLUENT_MISSING) from exc
-        make = ConfluentSource
-    return make(
-        app.settings.kafka,
-        app.metrics,
-        positions=positions,
-        replay_horizon=horizon,
-        hooks=app,
-        wall=app.wall,
-    )
 
 
 def load_states(settings: Settings, base: Path | None = None) -> dict[str, ModelState]:
@@ -92,7 +77,7 @@ class App:
         settings: Settings,
         *,
         states: dict[str, ModelState] | None = None,
-        source_factory: SourceFactory = _kafka_source,
+        source_factory: SourceFactory = open_source,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -102,9 +87,21 @@ class App:
         self.registry = CollectorRegistry()
         self.metrics = OpsMetrics(self.registry)
         self.states = states if states is not None else load_states(settings)
-        self.pipeline = Pipeline(settings, self.states, self.metrics, wall=wall)
+        #: Group mode (``coordination.enabled``): made at start, as it talks to the broker.
+        self.group: Coordinator | None = None
+        grouped = settings.coordination.enabled
+        self.pipeline = Pipeline(
+            settings,
+            self.states,
+            self.metrics,
+            wall=wall,
+            shards=(lambda m, p: self._group().shard(m, p)) if grouped else None,
+            owned=(lambda: self._group().owned_states()) if grouped else None,
+        )
         self.snapshot: Snapshot | None = None
-        self.registry.register(SnapshotCollector(lambda: self.snapshot))
+        self._handover: PolicyHandover | None = None
+        # In group mode only the acting replica exports model statistics: one series each.
+        self.registry.register(SnapshotCollector(lambda: self.snapshot if self.acting else None))
         self._source_factory = source_factory
         self._stop = threading.Event()
         self._first_signal: float | None = None
@@ -146,12 +143,41 @@ class App:
             return False, "catching up"
         return True, "ready"
 
+    # -- group mode ---------------------------------------------------------------------------
+    def _group(self) -> Coordinator:
+        assert self.group is not None, "group mode before start"
+        return self.group
+
+    @property
+    def acting(self) -> bool:
+        """Whether this process runs the policy and exports model statistics."""
+        return self.group is None or self.group.acting
+
+    def _start_group(self) -> None:
+        topic = StateTopic(self.settings)
+        topic.ensure()
+        member = f"{socket.gethostname()}:{os.getpid()}"
+        self.group = Coordinator(
+            self.settings, self.states, self.pipeline.lock, topic, member, self.metrics
+        )
+        self._handover = PolicyHandover(self.actions, self.group, self.metrics)
+        self.metrics.acting.set_function(lambda: float(self.acting))
+        self.group.catch_up()
+
+    def on_assign(self, partitions: list[tuple[str, int]]) -> Offsets | None:
+        """Rebalance hook (consume thread): group mode resumes from the state topic."""
+        return None if self.group is None else self.group.on_assign(partitions)
+
     # -- state --------------------------------------------------------------------------------
     def checkpoint(self) -> Offsets:
-        """Write a checkpoint now (any thread); returns the offsets it covers."""
+        """Write a checkpoint now (any thread); returns the offsets it covers.
+
+        In group mode the state goes to the state topic instead of a file."""
         source = self._source
         if source is None:
             return {}
+        if self.group is not None:
+            return self.group.flush(source.positions)
         try:
             offsets = self.store.save(source.positions)
         except OSError as exc:
@@ -163,6 +189,9 @@ class App:
 
     def on_revoke(self) -> Offsets | None:
         """Rebalance hook: checkpoint so the offsets committed match the state."""
+        if self.group is not None and self._source is not None:
+            # Published, the next owner of each partition starts where this one stops.
+            return self.group.on_revoke(self._source.positions) or None
         return self.checkpoint() or None
 
     # -- work ---------------------------------------------------------------------------------
@@ -172,15 +201,20 @@ class App:
         self.pipeline.maintain()
         source = self._source
         with self.pipeline.lock:  # the ingest lock: windows and offsets are read whole
-            snap = evaluate(self.states.values(), self.wall)
+            states = self.states.values() if self.group is None else self.group.global_states()
+            snap = evaluate(states, self.wall)
             ranges = source.offset_ranges() if source else None
         if source is not None and not source.caught_up:
             # While a backlog is read, partitions are at different event times, so a window can
             # be a biased sample: export it, but let the policy decide on complete ones only.
             snap = replace(self.actions.annotate(snap), catching_up=True)
+        elif not self.acting:  # another replica decides for the group
+            snap = self.actions.annotate(snap)
         else:
             # Outside the ingest lock: the policy has its own, and enqueuing a webhook fsyncs.
             snap = self.actions.on_snapshot(snap, ranges)
+            if self._handover is not None:
+                self._handover.publish()
         self.snapshot = snap
         self.http.history.record(snap)
         self.metrics.eval_duration.observe(time.perf_counter() - started)
@@ -250,7 +284,12 @@ class App:
             )
             self.actions.start()
             stack.callback(self.actions.stop, self.settings.shutdown.deadline / 2)
-            positions = self.store.restore()
+            if self.settings.coordination.enabled:  # the state lives in the state topic
+                self._start_group()
+                stack.callback(self._group().close)
+                positions = None
+            else:
+                positions = self.store.restore()
             self.metrics.restore_duration.set(self.store.restore_seconds)
             self._clamp_event_time()
             source = self._source_factory(self, positions)
@@ -281,9 +320,13 @@ class App:
     def _consume(self, source: Source) -> None:
         kafka = self.settings.kafka
         every = self.settings.state.checkpoint_interval
+        if self.group is not None:
+            every = self.settings.coordination.flush_interval
         next_checkpoint = self.clock() + every
         next_lag = self.clock()
         while not self._stop.is_set():
+            if self.group is not None:
+                self.group.read()
             records = source.poll(kafka.poll_timeout)
             if records:
                 started = time.perf_counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -46,6 +46,7 @@ __all__ = [
     "ENV_PREFIX",
     "BootstrapReference",
     "ConfigError",
+    "CoordinationSettings",
     "Duration",
     "EvaluationSettings",
     "FieldMapping",
@@ -177,6 +178,32 @@ class ShutdownSettings(Section):
     terminationGracePeriodSeconds above it."""
 
 
+class CoordinationSettings(Section):
+    """Group mode: several replicas in one consumer group give one global truth.
+
+    Each replica keeps its state per input partition and publishes it to an internal topic;
+    every replica merges all partitions' state into global windows; the owner of partition 0
+    of the predictions topic acts (policy, webhooks, model statistics on /metrics). Needs
+    co-partitioned input: the labels topic has as many partitions as the predictions topic and
+    a label goes to the partition number of its prediction (key both by the prediction id).
+    """
+
+    enabled: bool = False
+    """Turn group mode on (one replica or many). Off: each process is on its own, as a single
+    replica always was; several replicas off each export their own partial view."""
+    topic: str | None = None
+    """The internal state topic (one partition; created if missing, `compact,delete`);
+    default `<kafka.group_id>.modelmon-state`."""
+    flush_interval: Duration = Field(5.0, gt=0)
+    """How often each replica publishes its partitions' changed state; input offsets are
+    committed only once the broker has acknowledged it."""
+    replication_factor: int = Field(-1, ge=-1)
+    """Replication of the internal topic when modelmon creates it (-1: the broker's default)."""
+    retention: Duration = Field(0.0, ge=0)
+    """How long the internal topic keeps records (0: the longest window or label TTL of any
+    model, plus an hour). A partition idle for longer restarts from its committed offsets."""
+
+
 class FieldMapping(Section):
     """Where each event field lives in the producer's JSON (dots address nested keys)."""
 
@@ -223,6 +250,8 @@ class Settings(BaseSettings):
     """Stopping."""
     time: TimeSettings = TimeSettings()
     """Event time against the wall clock."""
+    coordination: CoordinationSettings = CoordinationSettings()
+    """Group mode: one truth and one acting replica across a consumer group."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Least severe log line written."""
     models: list[ModelSettings] = Field(min_length=1)
@@ -237,6 +266,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"model names must be unique: {m.name!r} appears twice")
             seen.add(m.name)
         return models
+
+    @model_validator(mode="after")
+    def _group_mode(self) -> Settings:
+        if not self.coordination.enabled:
+            return self
+        if self.kafka.group_id is None:
+            raise ValueError("coordination.enabled needs kafka.group_id (the replicas' group)")
+        if self.kafka.client != "kafka-python":
+            raise ValueError(
+                "coordination.enabled works with kafka.client: kafka-python only (for now)"
+            )
+        for m in self.models:
+            if isinstance(m.reference, BootstrapReference):
+                # Bootstrapped per partition, replicas would compare against different profiles.
+                raise ValueError(
+                    f"models[{m.name}].reference: coordination.enabled needs a reference file "
+                    "(build one with: modelmon reference build)"
+                )
+        return self
+
+    @property
+    def state_topic(self) -> str:
+        """The internal topic of group mode."""
+        return self.coordination.topic or f"{self.kafka.group_id}.modelmon-state"
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:

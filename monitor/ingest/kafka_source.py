@@ -131,6 +131,8 @@ class KafkaSource:
         self._horizon = replay_horizon
         self._progress = Progress(positions)
         self._replay: set[TopicPartition] = set()
+        #: Assigned, not yet resumed where the app says (None: nothing to ask).
+        self._takeover: list[TopicPartition] | None = None
         self.caught_up = False
         opts = client_options(cfg)
         self._consumer = consumer_factory(
@@ -178,6 +180,7 @@ class KafkaSource:
             else:
                 self._replay.add(tp)  # offsets-for-times blocks: done on the consume thread
         log.info("assigned %s", ", ".join(sorted(str(tp) for tp in assigned)) or "nothing")
+        self._takeover = list(assigned) if self._hooks is not None else None
         self.caught_up = False
 
     async def _on_revoked(self) -> None:
@@ -198,6 +201,8 @@ class KafkaSource:
         batches = self._consumer.poll(
             timeout_ms=int(timeout * 1000), max_records=self._cfg.max_poll_records
         )
+        if self._takeover is not None:
+            batches = self._take_over(batches, self._takeover)
         if self._replay:
             batches = self._start_replays(batches)
         out: list[RawRecord] = []
@@ -209,6 +214,31 @@ class KafkaSource:
         if not out and self._consumer.assignment() and not self._replay:
             self.caught_up = True
         return out
+
+    def _take_over(
+        self, batches: dict[Any, list[Any]], tps: list[TopicPartition]
+    ) -> dict[Any, list[Any]]:
+        """Ask the app where to resume the partitions just assigned (group mode answers from
+        the state topic); drop what they fetched before the seek."""
+        assert self._hooks is not None
+        try:
+            resume = self._hooks.on_assign([(tp.topic, tp.partition) for tp in tps])
+        except Exception as exc:
+            log.warning("taking the assigned partitions over failed (%s); will retry", exc)
+            return {tp: recs for tp, recs in batches.items() if tp not in tps}
+        self._takeover = None
+        if resume is None:
+            return batches
+        for tp in tps:
+            pos = resume.get((tp.topic, tp.partition))
+            if pos is None:
+                self._progress.forget(tp.topic, tp.partition)
+                self._replay.add(tp)
+            else:
+                self._consumer.seek(tp, pos)
+                self._progress.set(tp.topic, tp.partition, pos)
+                self._replay.discard(tp)
+        return {tp: recs for tp, recs in batches.items() if tp not in tps}
 
     def _start_replays(self, batches: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
         """Seek partitions without state to ``now - horizon``; drop what they already fetched."""

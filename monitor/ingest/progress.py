@@ -32,6 +32,14 @@ class Progress:
         """The next offset to process in this partition, if known."""
         return self._next.get((topic, partition))
 
+    def set(self, topic: str, partition: int, offset: int) -> None:
+        """Resume ``partition`` at ``offset`` (a group-mode takeover)."""
+        self._next[topic, partition] = offset
+
+    def forget(self, topic: str, partition: int) -> None:
+        """No known position for ``partition`` any more (its state is gone)."""
+        self._next.pop((topic, partition), None)
+
     def positions(self) -> Offsets:
         """A copy of the next offset to process per partition."""
         return dict(self._next)

@@ -46,17 +46,17 @@ def internal_error(exc: BaseException) -> str:
 
 @dataclass
 class Decoded:
-    """A decoded batch, grouped by model (predictions by model and partition), not applied.
+    """A decoded batch, grouped by model and partition, not applied.
 
     ``sources`` holds each group's records, in the same order as its events (key: stream,
-    model, partition; -1 for labels, grouped by model only), so that an event whose apply
-    fails can be dead-lettered as the record it came from.
+    model, partition), so that an event whose apply fails can be dead-lettered as the record
+    it came from.
     """
 
     predictions: dict[tuple[str, int], list[Prediction]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    labels: dict[str, list[Label]] = field(default_factory=lambda: defaultdict(list))
+    labels: dict[tuple[str, int], list[Label]] = field(default_factory=lambda: defaultdict(list))
     dead: list[DeadLetter] = field(default_factory=list)
     sources: dict[tuple[Stream, str, int], list[RawRecord]] = field(
         default_factory=lambda: defaultdict(list)
@@ -67,7 +67,8 @@ class Pipeline:
     """Routes decoded events to per-model state and counts everything it drops.
 
     ``wall`` is read once per batch: the ``now`` that bounds event times
-    (``time.max_future_skew``).
+    (``time.max_future_skew``). In group mode ``shards`` gives the state of a (model,
+    partition) and ``owned`` every state held; otherwise a model has one state in ``states``.
     """
 
     def __init__(
@@ -76,7 +77,11 @@ class Pipeline:
         states: Mapping[str, ModelState],
         metrics: OpsMetrics,
         wall: Callable[[], float] = time.time,
+        shards: Callable[[str, int], ModelState | None] | None = None,
+        owned: Callable[[], list[tuple[str, ModelState]]] | None = None,
     ):
+        self._shards = shards
+        self._owned = owned
         self._topics: dict[str, Stream] = {
             settings.kafka.predictions_topic: "predictions",
             settings.kafka.labels_topic: "labels",
@@ -113,8 +118,8 @@ class Pipeline:
                 out.predictions[event.model, rec.partition].append(event)
                 out.sources["predictions", event.model, rec.partition].append(rec)
             else:
-                out.labels[event.model].append(event)
-                out.sources["labels", event.model, -1].append(rec)
+                out.labels[event.model, rec.partition].append(event)
+                out.sources["labels", event.model, rec.partition].append(rec)
         return out
 
     def _dead(
@@ -144,9 +149,13 @@ class Pipeline:
                     batch.sources["predictions", model, partition],
                     dead,
                 )
-            for model, labels in batch.labels.items():
+            for (model, partition), labels in batch.labels.items():
                 self._guarded(
-                    self._apply_labels, model, labels, batch.sources["labels", model, -1], dead
+                    partial(self._apply_labels, partition=partition),
+                    model,
+                    labels,
+                    batch.sources["labels", model, partition],
+                    dead,
                 )
             if on_applied is not None:
                 on_applied()
@@ -181,8 +190,17 @@ class Pipeline:
         batch = self.decode(records)
         return batch.dead + self.apply(batch)
 
-    def _apply_labels(self, model: str, batch: list[Label]) -> None:
-        state = self.states.get(model)
+    def _state(self, model: str, partition: int) -> ModelState | None:
+        if self._shards is not None:
+            return self._shards(model, partition)
+        return self.states.get(model)
+
+    def held(self) -> list[tuple[str, ModelState]]:
+        """Every model state this process holds (one per model, or per owned partition)."""
+        return self._owned() if self._owned is not None else list(self.states.items())
+
+    def _apply_labels(self, model: str, batch: list[Label], *, partition: int) -> None:
+        state = self._state(model, partition)
         if state is None:
             self.metrics.unknown_models.labels("labels").inc(len(batch))
             return
@@ -218,15 +236,18 @@ class Pipeline:
         """
         now = self._wall()
         with self.lock:
-            for model, state in self.states.items():
+            pending = dict.fromkeys(self.states, 0)
+            for model, state in self.held():
                 if (watermark := state.watermark(now)) > float("-inf"):
                     self._count_join(model, state.perf.expire(watermark))
-                self.metrics.pending.labels(model).set(state.perf.join.pending())
+                pending[model] = pending.get(model, 0) + state.perf.join.pending()
+            for model, n in pending.items():
+                self.metrics.pending.labels(model).set(n)
 
     def _apply_predictions(
         self, model: str, batch: list[Prediction], *, partition: int, arrived_at: float
     ) -> None:
-        state = self.states.get(model)
+        state = self._state(model, partition)
         if state is None:
             self.metrics.unknown_models.labels("predictions").inc(len(batch))
             return

@@ -38,3 +38,8 @@ class Hooks(Protocol):
     def on_revoke(self) -> Offsets | None:
         """Checkpoint now; return the offsets to commit (None: nothing to commit)."""
         ...
+
+    def on_assign(self, partitions: list[tuple[str, int]]) -> Offsets | None:
+        """After an assignment, on the consume thread: where to resume each partition (None:
+        the source decides; a partition absent from the answer has no state: replay it)."""
+        ...

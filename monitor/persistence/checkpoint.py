@@ -56,11 +56,7 @@ def write_checkpoint(
     path: Path, meta: Mapping[str, Any], arrays: Mapping[str, npt.NDArray[Any]]
 ) -> int:
     """Atomically replace ``path`` with a new checkpoint; returns its size in bytes."""
-    buf = io.BytesIO()
-    meta_bytes = orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY)
-    named: dict[str, Any] = {_META: np.frombuffer(meta_bytes, dtype=np.uint8), **arrays}
-    np.savez(buf, **named)
-    payload = buf.getvalue()
+    payload = pack(meta, arrays)
     header = orjson.dumps(
         {
             "format_version": FORMAT_VERSION,
@@ -73,6 +69,36 @@ def write_checkpoint(
     # No secrets inside (windows, policy state, offsets): the umask decides who may read it.
     atomic_write(path, MAGIC + struct.pack(">I", len(header)) + header + payload, private=False)
     return len(MAGIC) + 4 + len(header) + len(payload)
+
+
+def pack(meta: Mapping[str, Any], arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
+    """``meta`` (JSON) and ``arrays`` as one uncompressed ``.npz`` payload."""
+    buf = io.BytesIO()
+    meta_bytes = orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY)
+    named: dict[str, Any] = {_META: np.frombuffer(meta_bytes, dtype=np.uint8), **arrays}
+    np.savez(buf, **named)
+    return buf.getvalue()
+
+
+def unpack(payload: bytes, where: str) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """The ``(meta, arrays)`` of a :func:`pack` payload; raises :class:`CheckpointError`.
+
+    Treated as input: array shapes are checked against their bytes before any allocation.
+    """
+    try:
+        arrays = read_arrays(payload, where)
+    except PayloadError as exc:
+        raise CheckpointError(str(exc)) from None
+    meta_bytes = arrays.pop(_META, None)
+    if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
+        raise CheckpointError(f"{where}: no {_META} in the payload")
+    try:
+        meta = orjson.loads(meta_bytes.tobytes())
+    except orjson.JSONDecodeError as exc:
+        raise CheckpointError(f"{where}: unreadable {_META}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: {_META} is not a JSON object")
+    return meta, arrays
 
 
 def read_checkpoint(path: Path, max_bytes: int = MAX_PAYLOAD_BYTES) -> Checkpoint:
@@ -111,19 +137,7 @@ def read_checkpoint(path: Path, max_bytes: int = MAX_PAYLOAD_BYTES) -> Checkpoin
         raise CheckpointError(f"{path}: changed while being read")
     if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
         raise CheckpointError(f"{path}: checksum mismatch (corrupted)")
-    try:
-        arrays = read_arrays(payload, f"{path}")
-    except PayloadError as exc:
-        raise CheckpointError(str(exc)) from None
-    meta_bytes = arrays.pop(_META, None)
-    if meta_bytes is None or meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
-        raise CheckpointError(f"{path}: no {_META} in the payload")
-    try:
-        meta = orjson.loads(meta_bytes.tobytes())
-    except orjson.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: unreadable {_META}: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: {_META} is not a JSON object")
+    meta, arrays = unpack(payload, f"{path}")
     return Checkpoint(meta, arrays, header["created_at"])
 
 

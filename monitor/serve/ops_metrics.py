@@ -159,6 +159,23 @@ class OpsMetrics:
             "Time taken to restore the last checkpoint at start (0: none restored).",
             registry=registry,
         )
+        self.acting = Gauge(
+            "modelmon_acting",
+            "1 on the replica that runs the policy and exports the model statistics (always 1 "
+            "outside group mode; in group mode the owner of predictions partition 0).",
+            registry=registry,
+        )
+        self.acting.set(1)
+        self.state_published_bytes = Counter(
+            "modelmon_state_published_bytes",
+            "Bytes this replica published to the group's state topic (group mode).",
+            registry=registry,
+        )
+        self.state_flush_errors = Counter(
+            "modelmon_state_flush_errors",
+            "Flushes to the group's state topic that failed (retried at the next flush).",
+            registry=registry,
+        )
         self.build = Info("modelmon_build", "modelmon build information.", registry=registry)
         self.build.info({"version": __version__})
 

@@ -94,6 +94,13 @@ class PartitionClocks:
         ]
         return min(active) if active else self.head
 
+    def merge_from(self, other: PartitionClocks) -> None:
+        """Take ``other``'s partitions in (the newer time where both know one)."""
+        for p, t in other.newest.items():
+            self.newest[p] = max(t, self.newest.get(p, _NEVER))
+        for p, t in other.last_active.items():
+            self.last_active[p] = max(t, self.last_active.get(p, _NEVER))
+
     def to_state(self) -> dict[str, Any]:
         return {"newest": [[p, t] for p, t in sorted(self.newest.items())]}
 

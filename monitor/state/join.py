@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.state import restore_checks as checks
+from monitor.state.join_journal import JoinJournal
 
 KeyArray = npt.NDArray[np.uint64]
 FloatArray = npt.NDArray[np.float64]
@@ -86,6 +87,8 @@ class LabelJoin:
     early: dict[int, tuple[float, float]] = field(default_factory=dict)  # key → (y, label ts)
     # The insert buffer: columns like the sorted part's, unsorted, with a dict index by key.
     buffer: dict[int, int] = field(default_factory=dict)  # key → buffer row
+    #: Group mode: what changed since the last publication (see ``state/join_journal``).
+    journal: JoinJournal | None = None
     _bkeys: KeyArray = field(init=False)
     _bts: FloatArray = field(init=False)
     _bpred: FloatArray = field(init=False)
@@ -184,6 +187,8 @@ class LabelJoin:
                     label_ts.append(early[1])
             state[rows] = JOINED
         self._buffer_append(keys, ts, pred, proba, state)
+        if self.journal is not None:
+            self.journal.inserted(keys, ts, pred, proba, state)
         r = np.array(rows, dtype=np.intp)
         pairs = Pairs(
             ts[r],
@@ -228,6 +233,8 @@ class LabelJoin:
                     self.early[k] = (float(y[i]), float(ts[i]))
                 continue
             found.append((p_ts, p_pred, p_proba, float(y[i]), float(ts[i]) - p_ts))
+            if self.journal is not None:
+                self.journal.joined.append(k)
         counts.joined = len(found)
         pairs = Pairs(
             np.array([f[0] for f in found], dtype=np.float64),
@@ -343,6 +350,18 @@ class LabelJoin:
                 checks.number(y, "early label value"),
                 checks.number(t, "early label time"),
             )
-        self.keys, self.ts, self.pred = keys.copy(), ts.copy(), pred.copy()
-        self.proba, self.state, self.early = proba.copy(), state.copy(), early
+        self.install(keys.copy(), ts.copy(), pred.copy(), proba.copy(), state.copy(), early)
+
+    def install(
+        self,
+        keys: KeyArray,
+        ts: FloatArray,
+        pred: FloatArray,
+        proba: npt.NDArray[np.float32],
+        state: npt.NDArray[np.uint8],
+        early: dict[int, tuple[float, float]],
+    ) -> None:
+        """Replace every row (``keys`` strictly increasing) and the early labels."""
+        self.keys, self.ts, self.pred, self.proba, self.state = keys, ts, pred, proba, state
+        self.early = early
         self._reset_buffer(1024)

@@ -94,6 +94,18 @@ class UnseenPanes:
         for pane_id in [p for p in self.panes if p > head]:
             del self.panes[pane_id]
 
+    def merge_from(self, other: UnseenPanes, head: int | None) -> None:
+        """Merge ``other``'s panes inside the window ending at ``head`` into this one's."""
+        self.advance(head)
+        if head is None:
+            return
+        for pane_id, sketches in other.panes.items():
+            if not head - self.n_panes < pane_id <= head:
+                continue
+            mine = self.panes.setdefault(pane_id, {})
+            for feature, sketch in sketches.items():
+                mine.setdefault(feature, MisraGries(self.capacity)).merge(sketch)
+
     def merged(self, feature: str) -> MisraGries:
         """The window's summary of ``feature``: every live pane's, merged."""
         out = MisraGries(self.capacity)

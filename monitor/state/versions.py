@@ -100,6 +100,14 @@ class VersionLog:
     def __contains__(self, version: object) -> bool:
         return version in self._newest
 
+    def merge_from(self, other: VersionLog) -> None:
+        """Take ``other``'s versions in (newest time of each); versions new here are ordered by
+        their newest time, the best order of appearance two logs can agree on."""
+        for v, t in sorted(other._newest.items(), key=lambda item: item[1]):
+            self._newest[v] = max(t, self._newest.get(v, t))
+        while len(self._newest) > self._capacity:
+            del self._newest[min(self._newest, key=self._newest.__getitem__)]
+
     def to_state(self) -> list[list[Any]]:
         """``[[version, newest event time], …]`` in first-appearance order."""
         return [[v, t] for v, t in self._newest.items()]

@@ -153,6 +153,15 @@ class PaneRing:
         self.total += counts
         return True
 
+    def merge_from(self, other: PaneRing) -> None:
+        """Add ``other``'s panes (same geometry) that fall inside this window; the head first
+        moves to the newer of the two (a group merges its partitions' windows this way)."""
+        if other.head is None:
+            return
+        self.advance(other.head)
+        for slot in np.flatnonzero(other.pane_ids != _EMPTY).tolist():
+            self.add_counts(int(other.pane_ids[slot]), other.slots[slot])
+
     def to_state(self, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> dict[str, Any]:
         """Put the panes into ``arrays`` under ``prefix``; returns the scalar part."""
         arrays[f"{prefix}.slots"] = self.slots
@@ -241,6 +250,23 @@ class AccumulatorRing(Generic[A]):
             self.total.subtract(self.slots[slot])
             self.slots[slot].clear()
             self.pane_ids[slot] = _EMPTY
+
+    def merge_from(self, other: AccumulatorRing[A]) -> None:
+        """Like :meth:`PaneRing.merge_from`: ``other``'s panes inside this window, merged in."""
+        if other.head is None:
+            return
+        self.advance(other.head)
+        assert self.head is not None
+        for slot in np.flatnonzero(other.pane_ids != _EMPTY).tolist():
+            pane_id = int(other.pane_ids[slot])
+            if not (self.head - self.n_panes < pane_id <= self.head):
+                continue
+            mine = pane_id % self.n_panes
+            if self.pane_ids[mine] != pane_id:
+                self.slots[mine].clear()
+                self.pane_ids[mine] = pane_id
+            self.slots[mine].merge(other.slots[slot])
+            self.total.merge(other.slots[slot])
 
     def to_state(self) -> dict[str, Any]:
         live = np.flatnonzero(self.pane_ids != _EMPTY).tolist()

@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("monitor.ingest",),
     ("monitor.alerting",),
     ("monitor.persistence",),
+    ("monitor.group",),
     ("monitor.app",),
     ("monitor.devkit",),
     ("monitor.cli",),
@@ -113,8 +114,8 @@ def test_no_import_cycles() -> None:
 
 
 def test_only_the_kafka_adapters_import_kafka() -> None:
-    """Production code reaches Kafka through one adapter per client; the devkit produces demo
-    traffic.
+    """Production code reaches Kafka through one adapter per client, and group mode's state
+    topic through its own module (kafka-python only); the devkit produces demo traffic.
 
     The dead-letter writer sits beside the adapters and imports ``kafka.errors`` only, to tell a
     permanent produce error from a transient one; the producer it writes through is the
@@ -136,6 +137,7 @@ def test_only_the_kafka_adapters_import_kafka() -> None:
         "monitor.ingest.kafka_source",
         "monitor.ingest.confluent_source",
         "monitor.ingest.dead_letter",
+        "monitor.group.topic",
     }, sorted(outside)
     for name in ("dead_letter", "confluent_source"):
         tree = ast.parse((PACKAGE / "ingest" / f"{name}.py").read_text(encoding="utf-8"))

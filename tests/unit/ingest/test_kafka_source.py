@@ -110,6 +110,9 @@ class Hooks:
         self.revokes += 1
         return self.offsets
 
+    def on_assign(self, partitions: list[tuple[str, int]]) -> Offsets | None:
+        return None  # outside group mode the source decides where to resume
+
 
 def settings(**values: Any) -> KafkaSettings:
     return KafkaSettings.model_validate(
