@@ -67,7 +67,13 @@ class Feed:
     written. ``pause()`` returns once nothing is in flight.
     """
 
-    def __init__(self, bootstrap: str, stream: Iterator[Record], rate: float) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        stream: Iterator[Record],
+        rate: float,
+        partitioner: Callable[[Record], int] | None = None,
+    ) -> None:
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             linger_ms=5,
@@ -77,6 +83,7 @@ class Feed:
         )
         self._stream = stream
         self._rate = rate
+        self._partitioner = partitioner  # None: the producer's own (murmur2 of the key)
         self._sent: list[tuple[Record, Any]] = []
         self._run = threading.Event()
         self._stop = threading.Event()
@@ -110,13 +117,16 @@ class Feed:
                     continue
                 self._idle.clear()
                 for _ in range(per_tick):
-                    rec = next(self._stream)
-                    future = self._producer.send(rec.topic, key=rec.key, value=rec.value)
-                    self._sent.append((rec, future))
+                    self._send(next(self._stream))
                 next_at += tick
                 time.sleep(max(0.0, next_at - time.monotonic()))
         except BaseException as exc:  # surfaced by finish()
             self._error = exc
+
+    def _send(self, rec: Record) -> None:
+        partition = None if self._partitioner is None else self._partitioner(rec)
+        future = self._producer.send(rec.topic, key=rec.key, value=rec.value, partition=partition)
+        self._sent.append((rec, future))
 
     def pause(self) -> None:
         """Stop producing and wait until everything sent so far is acknowledged."""
@@ -130,8 +140,7 @@ class Feed:
     def produce_now(self, n: int) -> None:
         """Produce ``n`` records from the stream at once (feed paused or never started)."""
         for _ in range(n):
-            rec = next(self._stream)
-            self._sent.append((rec, self._producer.send(rec.topic, key=rec.key, value=rec.value)))
+            self._send(next(self._stream))
         self._producer.flush()
 
     def ends(self) -> dict[TopicPartitionKey, int]:
@@ -159,6 +168,11 @@ class Feed:
         self._producer.close(timeout=10)
         if self._error is not None:
             raise self._error
+        return self.produced()
+
+    def produced(self) -> Produced:
+        """What was written so far (call it once everything sent is acknowledged: after
+        ``produce_now``, ``pause`` or ``finish``), with the same checks as ``finish``."""
         offsets: dict[TopicPartitionKey, list[int]] = {}
         placed = []
         for _, future in self._sent:
