@@ -117,6 +117,10 @@ class KafkaSettings(Section):
     """A replica silent this long loses its partitions."""
     heartbeat_interval_ms: int = Field(3_000, ge=100)
     """How often the consumer tells the group it is alive."""
+    max_poll_interval_ms: int = Field(60_000, ge=1000)
+    """The longest a replica may go between two polls before the group drops it; also how
+    long a rebalance waits for every member to rejoin (the client default, 5 minutes, stalls a
+    restarted group that long when a member left without saying so)."""
     request_timeout_ms: int = Field(30_000, ge=1000)
     """How long one request to a broker may take."""
     dead_letter_max_bytes: int = Field(900_000, ge=64 * 1024, le=100 * 2**20)

@@ -90,6 +90,7 @@ def consumer_config(cfg: KafkaSettings) -> dict[str, Any]:
         "fetch.wait.max.ms": cfg.fetch_max_wait_ms,
         "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
         "session.timeout.ms": cfg.session_timeout_ms,
+        "max.poll.interval.ms": cfg.max_poll_interval_ms,
         "heartbeat.interval.ms": cfg.heartbeat_interval_ms,
     }
     if cfg.group_instance_id:

@@ -143,6 +143,7 @@ class KafkaSource:
             max_poll_records=cfg.max_poll_records,
             fetch_max_wait_ms=cfg.fetch_max_wait_ms,
             session_timeout_ms=cfg.session_timeout_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             **opts,
         )

@@ -395,6 +395,7 @@ def daemon_config(
             "labels_topic": labels,
             "dead_letter_topic": dlq,
             "session_timeout_ms": 3000,
+            "max_poll_interval_ms": 10000,
             "heartbeat_interval_ms": 500,
             "poll_timeout": 0.2,
             "max_poll_records": 500,
