@@ -227,3 +227,24 @@ class Actions:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.restorer(state)()
+
+    # -- group mode: webhooks travel with the acting role -------------------------------------
+    def pending_webhooks(self) -> list[dict[str, str]]:
+        """The webhooks stored but not yet delivered (for the next acting replica)."""
+        return [
+            {"id": e.id, "endpoint": e.endpoint, "type": e.event_type, "body": e.body.decode()}
+            for e in self.dispatcher.undelivered()
+        ]
+
+    def adopt_webhooks(self, items: list[Any]) -> int:
+        """Deliver what the previous acting replica had not delivered; returns how many were
+        new here (each keeps its ``webhook-id``, so a receiver that saw one ignores it)."""
+        adopted = 0
+        for item in items:
+            endpoint = self.endpoints.get(str(item.get("endpoint")))
+            if endpoint is None:
+                log.warning("webhook %s for unknown endpoint dropped", item.get("id"))
+                continue
+            body = str(item["body"]).encode()
+            adopted += self.dispatcher.adopt(endpoint, str(item["id"]), str(item["type"]), body)
+        return adopted

@@ -174,6 +174,16 @@ class WebhookDispatcher:
         self._outbox.add(msg_id, endpoint.name, endpoint.url, event_type, body)
         return msg_id
 
+    def undelivered(self) -> list[OutboxEntry]:
+        """Every event not yet delivered (nor given up), oldest first per endpoint."""
+        return [e for name in self._outbox.endpoints() for e in self._outbox.entries(name)]
+
+    def adopt(self, endpoint: WebhookEndpoint, msg_id: str, event_type: str, body: bytes) -> bool:
+        """Take over an event another process stored (group mode's handover), with its id and
+        exact body; False if it is already pending here. Raises ``OSError`` like enqueue."""
+        self.register(endpoint)
+        return self._outbox.add(msg_id, endpoint.name, endpoint.url, event_type, body) is not None
+
     def start(self) -> None:
         """Start one worker per registered endpoint (once per dispatcher)."""
         with self._lock:

@@ -1,8 +1,14 @@
-"""The policy's state travels with the acting role through the state topic (``P`` record).
+"""The policy travels with the acting role through the state topic (``P`` record).
 
-The acting replica publishes the policy's state after every evaluation that changed it; a
-replica that becomes the acting one restores the last published state first, so a transition
-already announced is not announced again, and one in progress is not lost.
+The acting replica publishes the policy's state and the webhooks it has stored but not yet
+delivered after every evaluation that changed either; a replica that becomes the acting one
+restores that state and delivers those webhooks (same ``webhook-id``), so a transition already
+announced is not announced again, and one whose webhook was still in the outbox of a replica
+that died with its disk is still delivered.
+
+Between a decision and the next publication (at most one evaluation) a dying acting replica
+leaves no trace: its successor decides the same transition again from the same policy state,
+which gives it the same ``webhook-id`` (a receiver that saw the first POST ignores the second).
 """
 
 from __future__ import annotations
@@ -31,15 +37,21 @@ class PolicyHandover:
         if raw is None:
             return
         try:
-            self._actions.restorer(orjson.loads(raw))()
+            state = orjson.loads(raw)
+            self._actions.restorer(state["policy"])()
+            adopted = self._actions.adopt_webhooks(list(state.get("webhooks", [])))
             self._published = raw
-            log.info("group: policy state taken over from the state topic")
+            log.info("group: policy taken over from the state topic (%d webhooks adopted)", adopted)
         except Exception as exc:  # input: a bad record costs the policy's memory, not the daemon
             log.error("policy state from the state topic unusable (%s): starting afresh", exc)
 
     def publish(self) -> None:
         """Publish the policy's state if it changed since last time (acting replica only)."""
-        raw = orjson.dumps(self._actions.to_state())
+        state = {
+            "policy": self._actions.to_state(),
+            "webhooks": self._actions.pending_webhooks(),
+        }
+        raw = orjson.dumps(state)
         if raw == self._published:
             return
         try:
