@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.devkit.broker import EmbeddedBroker
+from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.devkit.receiver import WebhookReceiver
 from tests.support.fault_oracle import MODEL, model_config
 from tests.support.fault_tools import wait_for
@@ -346,3 +346,57 @@ def test_one_signed_degraded_webhook_per_transition_for_the_group(
     finally:
         group.cleanup()
         receiver.stop()
+
+
+@group_mode
+def test_a_webhook_stored_by_an_acting_replica_that_dies_with_its_disk_is_still_delivered(
+    broker: EmbeddedBroker, co_topics: Topics, tmp_path: Path
+) -> None:
+    """The receiver is down when the group decides ``model.degraded``: the acting replica
+    stores the webhook in its outbox and publishes it, undelivered, with the policy state. It
+    is then killed with its disk; the replica that takes the role over adopts the webhook and
+    delivers it, once, with the same id, when the receiver comes up."""
+    port = free_port()
+    model = model_config(tmp_path / "churn.json")
+    model["policy"] = {
+        "min_samples": 300,
+        "ks_alpha": 0.01,
+        "psi_max": 0.5,
+        "window": "15m",
+        "breaches_to_fire": 1,
+        "cooldown": "1h",
+    }
+    model["webhook"] = {
+        "url": f"http://127.0.0.1:{port}/hooks",
+        "secret": SECRET,
+        "allow_private_targets": True,
+        "retry_schedule": ["1s"] * 120,
+    }
+    group = Group(broker.bootstrap, co_topics, tmp_path, model=model)
+    receiver = None
+    try:
+        feed, _ = group.feed()
+        feed.produce_now(3000)
+        feed.finish()
+        group.start(2)
+        first = group.acting()
+        stored = (
+            "modelmon_findings_total",
+            (("model", MODEL), ("outcome", "enqueued"), ("type", "model.degraded")),
+        )
+        wait_for(lambda: first.scrape().get(stored) == 1.0, 60, "model.degraded stored")
+        time.sleep(3.0)  # a few evaluations: the P record carries the undelivered webhook
+        first.kill_and_wipe()
+        successor = group.acting()
+        assert successor is not first
+        receiver = WebhookReceiver(SECRET, dedupe=False, port=port).start()
+        wait_for(lambda: bool(receiver.received.events), 60, "the adopted webhook")
+        time.sleep(3.0)  # and nothing more: no second decision, no second copy
+        events = receiver.received.events
+        assert [e["type"] for e in events] == ["model.degraded"], events
+        assert receiver.received.rejected == {}
+        assert successor.scrape().get(stored) in (None, 0.0), "decided again instead of adopting"
+    finally:
+        group.cleanup()
+        if receiver is not None:
+            receiver.stop()
