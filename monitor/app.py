@@ -161,8 +161,13 @@ class App:
             self.settings, self.states, self.pipeline.lock, topic, member, self.metrics
         )
         self._handover = PolicyHandover(self.actions, self.group, self.metrics)
+        self.group.caught_up = lambda: self._source is not None and self._source.caught_up
         self.metrics.acting.set_function(lambda: float(self.acting))
         self.group.catch_up()
+
+    def _group_caught_up(self) -> bool:
+        """In group mode: every other partition's owner had read its backlog at its last flush."""
+        return self.group is None or self.group.others_caught_up
 
     def on_assign(self, partitions: list[tuple[str, int]]) -> Offsets | None:
         """Rebalance hook (consume thread): group mode resumes from the state topic."""
@@ -204,7 +209,7 @@ class App:
             states = self.states.values() if self.group is None else self.group.global_states()
             snap = evaluate(states, self.wall)
             ranges = source.offset_ranges() if source else None
-        if source is not None and not source.caught_up:
+        if source is not None and not (source.caught_up and self._group_caught_up()):
             # While a backlog is read, partitions are at different event times, so a window can
             # be a biased sample: export it, but let the policy decide on complete ones only.
             snap = replace(self.actions.annotate(snap), catching_up=True)

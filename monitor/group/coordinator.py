@@ -78,11 +78,16 @@ class Coordinator:
         self.owned: set[int] = set()
         self.live: dict[int, dict[str, ModelState]] = {}
         self._seq: dict[int, int] = {}
-        self._flushed: dict[int, tuple[int | None, int | None]] = {}
+        #: Per owned partition, what its last flush covered: input offsets, caught up.
+        self._flushed: dict[int, tuple[int | None, int | None, bool]] = {}
         self._seen: dict[int, _Seen] = {}
         self._policy: bytes | None = None
         self._read_lock = threading.Lock()
         self.acting = False
+        #: Whether this replica has read its input to the end (set by the app).
+        self.caught_up: Callable[[], bool] = lambda: True
+        #: Whether every other partition's owner had, at its last flush (see global_states).
+        self.others_caught_up = True
         self.on_acting: Callable[[bytes | None], None] = lambda raw: None
 
     # -- consume thread: routing ------------------------------------------------------------
@@ -141,14 +146,15 @@ class Coordinator:
     def _flush(self, positions: Callable[[], Offsets]) -> Offsets:
         taken: dict[int, dict[str, dict[str, Any]]] = {}
         records: list[tuple[bytes, bytes]] = []
-        marks: dict[int, tuple[int | None, int | None]] = {}
+        marks: dict[int, tuple[int | None, int | None, bool]] = {}
+        caught_up = self.caught_up()
         with self._lock:
             offsets = positions()
             for p in sorted(self.owned):
                 mine = {k: v for k, v in offsets.items() if k[1] == p}
-                mark = (mine.get((self._pred, p)), mine.get((self._labels, p)))
+                mark = (mine.get((self._pred, p)), mine.get((self._labels, p)), caught_up)
                 states = self.live.get(p)
-                if states is None or mark == self._flushed.get(p) or mark == (None, None):
+                if states is None or mark == self._flushed.get(p) or mark[:2] == (None, None):
                     continue
                 seq = self._seq.get(p, 0) + 1
                 self._seq[p] = seq
@@ -159,7 +165,8 @@ class Coordinator:
                         journals[name] = journal.take()
                 taken[p] = journals
                 records.append((journal_key(p, seq), encode_journal(p, seq, journals)))
-                records.append((shard_key(p), encode_shard(p, states, mine, seq, self.member)))
+                shard = encode_shard(p, states, mine, seq, self.member, caught_up)
+                records.append((shard_key(p), shard))
                 marks[p] = mark
         if records:
             try:
@@ -173,7 +180,7 @@ class Coordinator:
                                 journal.requeue(cols)
                 raise
             self._flushed.update(marks)
-        done = {p for p, m in self._flushed.items() if p in self.owned and m != (None, None)}
+        done = {p for p, m in self._flushed.items() if p in self.owned and m[:2] != (None, None)}
         return {k: v for k, v in offsets.items() if k[1] in done}
 
     # -- rebalance ----------------------------------------------------------------------------
@@ -224,7 +231,7 @@ class Coordinator:
         self.live[p] = shard.states
         self._seq[p] = shard.seq
         offsets = shard.offsets
-        self._flushed[p] = (offsets.get((self._pred, p)), offsets.get((self._labels, p)))
+        self._flushed[p] = (offsets.get((self._pred, p)), offsets.get((self._labels, p)), False)
         log.info(
             "group: partition %d taken over from %s (journal %d, %d records)",
             p,
@@ -253,6 +260,7 @@ class Coordinator:
         with self._read_lock:
             seen = dict(self._seen)
         shards: dict[str, list[ModelState]] = {name: [] for name in self._templates}
+        caught_up = True
         for p, states in self.live.items():
             if p in self.owned:
                 for name, st in states.items():
@@ -268,6 +276,8 @@ class Coordinator:
                     continue
             for name, st in s.decoded.states.items():
                 shards[name].append(st)
+            caught_up &= s.decoded.caught_up
+        self.others_caught_up = caught_up
         return [
             merge_states(t.cfg, t.reference, shards[name]) for name, t in self._templates.items()
         ]

@@ -54,9 +54,17 @@ def parse_key(key: bytes | None) -> tuple[str, int, int]:
 
 
 def encode_shard(
-    partition: int, states: Mapping[str, ModelState], offsets: Offsets, seq: int, owner: str
+    partition: int,
+    states: Mapping[str, ModelState],
+    offsets: Offsets,
+    seq: int,
+    owner: str,
+    caught_up: bool = True,
 ) -> bytes:
-    """One input partition's state (call under the ingest lock: it reads live arrays)."""
+    """One input partition's state (call under the ingest lock: it reads live arrays).
+
+    ``caught_up``: whether its owner had read the input to its end (the acting replica holds
+    the policy while any partition is still replaying a backlog)."""
     arrays: dict[str, npt.NDArray[Any]] = {}
     models = {name: st.to_state(arrays, f"m.{name}") for name, st in states.items()}
     # The join's rows travel in the journal records, not in every flush.
@@ -65,6 +73,7 @@ def encode_shard(
         "partition": partition,
         "journal": seq,
         "owner": owner,
+        "caught_up": caught_up,
         "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
         "models": models,
     }
@@ -106,6 +115,7 @@ class Shard:
     owner: str
     offsets: Offsets
     states: dict[str, ModelState]
+    caught_up: bool = True
 
 
 def decode_shard(
@@ -144,4 +154,5 @@ def decode_shard(
         owner=checks.text(meta.get("owner"), "shard owner"),
         offsets=offsets,
         states=states,
+        caught_up=meta.get("caught_up", True) is True,
     )
