@@ -26,12 +26,15 @@ from typing import Any
 
 from monitor.events import Offsets
 from monitor.group.records import (
+    BASE_EVERY,
     POLICY_KEY,
     Shard,
+    base_rows,
     decode_journal,
     decode_shard,
     encode_journal,
     encode_shard,
+    is_base,
     journal_key,
     parse_key,
     shard_key,
@@ -78,6 +81,7 @@ class Coordinator:
         self.owned: set[int] = set()
         self.live: dict[int, dict[str, ModelState]] = {}
         self._seq: dict[int, int] = {}
+        self._based: dict[int, int] = {}  # partition → seq of a base acknowledged, not yet tidied
         #: Per owned partition, what its last flush covered: input offsets, caught up.
         self._flushed: dict[int, tuple[int | None, int | None, bool]] = {}
         self._seen: dict[int, _Seen] = {}
@@ -145,7 +149,8 @@ class Coordinator:
 
     def _flush(self, positions: Callable[[], Offsets]) -> Offsets:
         taken: dict[int, dict[str, dict[str, Any]]] = {}
-        records: list[tuple[bytes, bytes]] = []
+        records: list[tuple[bytes, bytes | None]] = []
+        bases: list[tuple[int, int]] = []
         marks: dict[int, tuple[int | None, int | None, bool]] = {}
         caught_up = self.caught_up()
         with self._lock:
@@ -164,7 +169,17 @@ class Coordinator:
                     if journal is not None:
                         journals[name] = journal.take()
                 taken[p] = journals
-                records.append((journal_key(p, seq), encode_journal(p, seq, journals)))
+                base = seq % BASE_EVERY == 0
+                rows = base_rows(states) if base else journals
+                records.append((journal_key(p, seq), encode_journal(p, seq, rows, base)))
+                if (done := self._based.pop(p, None)) is not None:
+                    # A base and the state naming it were acknowledged: what came before it
+                    # goes (compaction drops tombstoned keys).
+                    records.extend(
+                        (journal_key(p, s), None) for s in range(done - BASE_EVERY, done)
+                    )
+                if base:
+                    bases.append((p, seq))
                 shard = encode_shard(p, states, mine, seq, self.member, caught_up)
                 records.append((shard_key(p), shard))
                 marks[p] = mark
@@ -180,8 +195,9 @@ class Coordinator:
                                 journal.requeue(cols)
                 raise
             self._flushed.update(marks)
-        done = {p for p, m in self._flushed.items() if p in self.owned and m[:2] != (None, None)}
-        return {k: v for k, v in offsets.items() if k[1] in done}
+            self._based.update(bases)
+        published = {p for p, m in self._flushed.items() if p in self.owned and m[:2] != (None, None)}
+        return {k: v for k, v in offsets.items() if k[1] in published}
 
     # -- rebalance ----------------------------------------------------------------------------
     def on_revoke(self, positions: Callable[[], Offsets]) -> Offsets:
@@ -222,9 +238,14 @@ class Coordinator:
         latest: dict[int, bytes] = {}
         for key, value, _ in self._topic.scan(seen.offset):
             kind, part, seq = parse_key(key)
-            if kind == "J" and part == p and seq <= head.seq and value is not None:
-                latest[seq] = value  # a later write of one seq replaces an earlier one
-        journals = [decode_journal(latest[s], widths) for s in sorted(latest)]
+            if kind == "J" and part == p and seq <= head.seq:
+                if value is None:  # a tombstone: replaced by a base
+                    latest.pop(seq, None)
+                else:
+                    latest[seq] = value  # a later write of one seq replaces an earlier one
+        bases = [s for s in latest if is_base(latest[s])]
+        start = max(bases, default=0)
+        journals = [decode_journal(latest[s], widths) for s in sorted(latest) if s >= start]
         shard = decode_shard(seen.raw, self._templates, journals)
         for st in shard.states.values():
             st.perf.join.journal = JoinJournal(st.perf.join.proba_width)

@@ -5,7 +5,9 @@ Keys (one topic partition, so every record keeps its order):
 * ``S/<partition>``: every model's state of that input partition (windows, event time,
   versions, early labels) and the input offsets it covers, without the join's rows;
 * ``J/<partition>/<seq>``: the join rows inserted and the keys joined since the previous flush
-  (see :mod:`monitor.state.join_journal`); an ``S`` record names the last ``seq`` it includes;
+  (see :mod:`monitor.state.join_journal`), or every row (a *base*, every
+  :data:`BASE_EVERY` flushes, after which the older ones are deleted by tombstones); an ``S``
+  record names the last ``seq`` it includes;
 * ``P``: the acting replica's policy state.
 
 Values are :func:`monitor.persistence.checkpoint.pack` payloads, read as untrusted input.
@@ -27,6 +29,9 @@ from monitor.state.join_journal import COLUMNS, fold
 from monitor.state.model_state import ModelState
 
 POLICY_KEY = b"P"
+#: Every this many flushes of a partition, its journal record holds the whole join (a base), so
+#: a new owner folds at most this many records (at 5 s a flush: ten minutes of them).
+BASE_EVERY = 120
 _JOIN = ".perf.join."
 
 
@@ -80,9 +85,29 @@ def encode_shard(
     return pack(meta, arrays)
 
 
-def encode_journal(partition: int, seq: int, taken: Mapping[str, dict[str, Any]]) -> bytes:
+def encode_journal(
+    partition: int, seq: int, taken: Mapping[str, dict[str, Any]], base: bool = False
+) -> bytes:
     arrays = {f"m.{name}.{col}": a for name, cols in taken.items() for col, a in cols.items()}
-    return pack({"partition": partition, "seq": seq, "models": sorted(taken)}, arrays)
+    meta = {"partition": partition, "seq": seq, "base": base, "models": sorted(taken)}
+    return pack(meta, arrays)
+
+
+def base_rows(states: Mapping[str, ModelState]) -> dict[str, dict[str, Any]]:
+    """Every model's whole join, as a journal entry that a fold can start from."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, st in states.items():
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        st.perf.join.to_state(arrays, "j")
+        out[name] = {col: arrays[f"j.{col}"].copy() for col in COLUMNS}
+        out[name]["joined"] = np.zeros(0, np.uint64)
+    return out
+
+
+def is_base(raw: bytes) -> bool:
+    """Whether a journal record holds the whole join (raises like :func:`decode_journal`)."""
+    meta, _ = unpack(raw, "journal record")
+    return meta.get("base") is True
 
 
 def decode_journal(raw: bytes, widths: Mapping[str, int]) -> dict[str, dict[str, Any]]:

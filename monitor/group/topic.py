@@ -90,13 +90,14 @@ class StateTopic:
         finally:
             admin.close()
 
-    def publish(self, records: Sequence[tuple[bytes, bytes]], timeout: float = 10.0) -> int:
-        """Send and wait for every ack; returns the bytes sent. Raises KafkaError on failure."""
+    def publish(self, records: Sequence[tuple[bytes, bytes | None]], timeout: float = 10.0) -> int:
+        """Send and wait for every ack (a None value is a tombstone); returns the bytes sent.
+        Raises KafkaError on failure."""
         futures = [self._producer.send(self.name, key=k, value=v, partition=0) for k, v in records]
         self._producer.flush(timeout=timeout)
         for f in futures:
             f.get(timeout=timeout)
-        return sum(len(k) + len(v) for k, v in records)
+        return sum(len(k) + len(v or b"") for k, v in records)
 
     def read(self, timeout: float = 0.0) -> list[Record]:
         """The records written since the last read (an empty list if none came in time)."""
