@@ -1,3 +1,4 @@
-"""The broker and daemon fixtures, for every test folder (started only when asked for)."""
+"""The broker, daemon and end-to-end (Prometheus) fixtures, for every test folder (started only
+when asked for)."""
 
-pytest_plugins = ("tests.support.fixtures",)
+pytest_plugins = ("tests.support.fixtures", "tests.support.e2e")

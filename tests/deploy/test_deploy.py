@@ -81,6 +81,8 @@ COUNTERS = {
     "modelmon_unlabelled_predictions",
     "modelmon_unusable_labels",
     "modelmon_checkpoint_errors",
+    "modelmon_state_published_bytes",  # group mode
+    "modelmon_state_flush_errors",  # group mode
     "modelmon_webhook_deliveries",
     "modelmon_webhook_attempts",
     "modelmon_webhook_resolve_failures",
@@ -136,6 +138,7 @@ GAUGES = {
     "modelmon_checkpoint_age_seconds",
     "modelmon_checkpoint_bytes",
     "modelmon_restore_duration_seconds",
+    "modelmon_acting",  # group mode: 1 on the acting replica
     "modelmon_webhook_outbox_size",
     "modelmon_webhook_last_success_timestamp_seconds",
 }
@@ -744,21 +747,47 @@ def test_pod_security_standard_restricted(name: str) -> None:
         assert set(volume) - {"name"} <= allowed, volume["name"]
 
 
-def _configmap_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    """The ConfigMap's modelmon.yaml with the Secret's values in the environment, as deployed."""
-    cm = _one("ConfigMap", "modelmon-config")
+CONFIGMAPS = sorted(
+    o["metadata"]["name"] for _, o in k8s_objects() if o["kind"] == "ConfigMap"
+)  # modelmon-config (deployment.yaml) and modelmon-config-group (sidecar.yaml, group mode)
+
+
+def _configmap_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    name: str = "modelmon-config",
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """A ConfigMap's modelmon.yaml with the Secret's values (and ``env``, a container's literal
+    variables) in the environment, as deployed."""
+    cm = _one("ConfigMap", name)
     secret = _one("Secret", "modelmon-secrets")
-    for key, value in secret["stringData"].items():
+    for key, value in {**secret["stringData"], **(env or {})}.items():
         monkeypatch.setenv(key, value)
     path = tmp_path / "modelmon.yaml"
     path.write_text(cm["data"]["modelmon.yaml"], encoding="utf-8")
     return load_settings(path)
 
 
+def _pod_configmap(pod: dict[str, Any]) -> str:
+    """The name of the ConfigMap mounted where the modelmon container reads its config."""
+    container = _modelmon_container(pod)
+    config_path = Path(container["args"][container["args"].index("--config") + 1])
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    name: str = volumes[mounts[str(config_path.parent)]["name"]]["configMap"]["name"]
+    return name
+
+
+def _literal_env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+@pytest.mark.parametrize("name", CONFIGMAPS)
 def test_k8s_config_and_secret_load_like_the_daemon(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path
+    name: str, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = _configmap_settings(clean_env, tmp_path)
+    settings = _configmap_settings(clean_env, tmp_path, name)
     secret = _one("Secret", "modelmon-secrets")["stringData"]
     password = settings.kafka.sasl_plain_password
     assert password is not None
@@ -773,17 +802,18 @@ def test_k8s_config_and_secret_load_like_the_daemon(
 def test_k8s_pod_matches_its_config(
     name: str, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = _configmap_settings(clean_env, tmp_path)
     pod = _pods()[name]
     container = _modelmon_container(pod)
+    configmap = _pod_configmap(pod)
+    settings = _configmap_settings(clean_env, tmp_path, configmap, _literal_env(container))
     assert pod["terminationGracePeriodSeconds"] > settings.shutdown.deadline
 
     config_path = Path(container["args"][container["args"].index("--config") + 1])
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    config_volume = volumes[mounts[str(config_path.parent)]["name"]]
-    assert config_volume["configMap"]["name"] == "modelmon-config"
-    assert config_path.name in _one("ConfigMap", "modelmon-config")["data"]
+    assert config_path.name in _one("ConfigMap", configmap)["data"]
+    for model in settings.models:  # a reference file is on a mounted volume
+        if isinstance(model.reference, Path):
+            assert str(model.reference.parent) in mounts, model.reference
     assert str(settings.state.dir) in mounts, "state dir must be a writable volume"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert "/tmp" in mounts
@@ -802,6 +832,36 @@ def test_k8s_pod_matches_its_config(
         if model.webhook is not None:
             assert model.webhook.secret_env in env
     assert "MODELMON_KAFKA__SASL_PLAIN_PASSWORD" in env
+
+
+def test_replicated_sidecars_run_in_group_mode(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """sidecar.yaml: N model-server replicas, each with a modelmon sidecar, all in one consumer
+    group with coordination on (reference files, kafka-python), as the daemon will load it; the
+    single-replica deployment.yaml stays out of group mode."""
+    deployment = _one("Deployment", "fraud-model")
+    pod = deployment["spec"]["template"]["spec"]
+    container = _modelmon_container(pod)
+    env = _literal_env(container)
+    assert env.get("MODELMON_COORDINATION__ENABLED") == "true"
+    assert deployment["spec"]["replicas"] > 1
+    settings = _configmap_settings(clean_env, tmp_path, _pod_configmap(pod), env)
+    assert settings.coordination.enabled
+    assert settings.kafka.client == "kafka-python"
+    assert settings.kafka.group_id
+    assert all(isinstance(m.reference, Path) for m in settings.models)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["modelmon-state"], "pods are disposable in group mode"
+
+    clean_env.delenv("MODELMON_COORDINATION__ENABLED")
+    single = _one("Deployment", "modelmon")
+    assert single["spec"]["replicas"] == 1
+    spec = single["spec"]["template"]["spec"]
+    alone = _configmap_settings(
+        clean_env, tmp_path, _pod_configmap(spec), _literal_env(_modelmon_container(spec))
+    )
+    assert not alone.coordination.enabled
 
 
 def test_service_monitor_scrapes_every_metrics_service() -> None:

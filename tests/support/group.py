@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,6 +268,7 @@ class Group:
         coordination: bool = True,
         flush_interval: str = "1s",
         model: Mapping[str, Any] | None = None,
+        models: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
@@ -278,6 +279,9 @@ class Group:
         ref_path = base / "churn.json"
         self.reference = save_reference(ref_path)
         self.model = dict(model) if model is not None else model_config(ref_path)
+        #: Every model the replicas watch: ``models`` if given (the oracle knows only
+        #: ``model``; such a group is judged by other means), else ``model``.
+        self.models = [dict(m) for m in models] if models is not None else [self.model]
         self.replicas: list[Replica] = []
         self.feeds: list[Feed] = []
         self._settings: Settings | None = None
@@ -289,7 +293,7 @@ class Group:
         return self._settings
 
     def config(self, port: int, state_dir: Path) -> dict[str, Any]:
-        extra: dict[str, Any] = {"kafka": {"client": "kafka-python"}, "models": [self.model]}
+        extra: dict[str, Any] = {"kafka": {"client": "kafka-python"}, "models": self.models}
         if self.coordination:
             extra["coordination"] = {"enabled": True, "flush_interval": self.flush_interval}
         return daemon_config(
