@@ -140,3 +140,44 @@ def test_time_and_dead_letter_limits(cfg: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MODELMON_KAFKA__DEAD_LETTER_MAX_BYTES", "1000")
     with pytest.raises(ConfigError, match=r"kafka\.dead_letter_max_bytes"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    ("patch", "names"),
+    [
+        ("kafka: {bootstrap_servers: x, group_id: null}", "needs kafka.group_id"),
+        ("kafka: {bootstrap_servers: x, client: confluent}", "kafka.client: kafka-python only"),
+        (
+            "coordination: {enabled: true, flush_interval: 0s}\nkafka: {bootstrap_servers: x}",
+            "flush_interval",
+        ),
+    ],
+)
+def test_group_mode_needs_a_group_and_kafka_python(tmp_path: Path, patch: str, names: str) -> None:
+    path = tmp_path / "c.yaml"
+    text = BASE.replace('kafka: {bootstrap_servers: "broker:9092"}', patch)
+    if "coordination" not in patch:
+        text = "coordination: {enabled: true}\n" + text
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert names in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_group_mode_refuses_a_bootstrapped_reference(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    text = BASE.replace("reference: ref.json", "reference: {bootstrap_events: 100}")
+    path.write_text("coordination: {enabled: true}\n" + text)
+    with pytest.raises(ConfigError, match=r"models\[fraud\]\.reference: .*reference build"):
+        load_settings(path)
+
+
+def test_group_mode_defaults_and_state_topic(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("coordination: {enabled: true}\n" + BASE)
+    s = load_settings(path)
+    assert s.coordination.flush_interval == 5.0
+    assert s.state_topic == "modelmon.modelmon-state"  # <group_id>.modelmon-state
+    path.write_text("coordination: {enabled: true, topic: t}\n" + BASE)
+    assert load_settings(path).state_topic == "t"
