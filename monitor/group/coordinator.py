@@ -28,6 +28,7 @@ from monitor.events import Offsets
 from monitor.group.records import (
     BASE_EVERY,
     POLICY_KEY,
+    CheckpointError,
     Shard,
     base_rows,
     decode_journal,
@@ -196,7 +197,9 @@ class Coordinator:
                 raise
             self._flushed.update(marks)
             self._based.update(bases)
-        published = {p for p, m in self._flushed.items() if p in self.owned and m[:2] != (None, None)}
+        published = {
+            p for p, m in self._flushed.items() if p in self.owned and m[:2] != (None, None)
+        }
         return {k: v for k, v in offsets.items() if k[1] in published}
 
     # -- rebalance ----------------------------------------------------------------------------
@@ -221,11 +224,16 @@ class Coordinator:
                     self._flushed.pop(p, None)
             for p in sorted(owned):
                 seen = self._seen.get(p)
-                if seen is None:
-                    self.live.setdefault(p, self._fresh())
-                    continue
-                shard = self._take_over(p, seen)
-                resume.update(shard.offsets)
+                if seen is not None:
+                    try:
+                        resume.update(self._take_over(p, seen).offsets)
+                        continue
+                    except (CheckpointError, ValueError) as exc:  # the record is input
+                        log.error("partition %d: state record unusable (%s): replayed", p, exc)
+                # Nothing published (or unusable): whatever this replica held of it unpublished
+                # would be counted again by the replay, so it starts afresh.
+                self.live[p] = self._fresh()
+                self._seq.pop(p, None)
             self.owned = owned
         log.info("group: own partitions %s", sorted(owned) or "none")
         self._set_acting(0 in owned)
