@@ -41,6 +41,7 @@ from monitor.group.records import (
     shard_key,
 )
 from monitor.group.topic import StateTopic
+from monitor.persistence.checkpoint import CheckpointError
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import Settings
 from monitor.state.join_journal import JoinJournal
