@@ -28,7 +28,6 @@ from monitor.events import Offsets
 from monitor.group.records import (
     BASE_EVERY,
     POLICY_KEY,
-    CheckpointError,
     Shard,
     base_rows,
     decode_journal,
