@@ -149,3 +149,22 @@ def test_rules_for_lists_every_configured_rule_with_its_recovery_threshold() -> 
     )
     only_chi2 = PolicySettings(psi_max=None, ks_alpha=None, chi2_alpha=0.01)
     assert rules_for(only_chi2) == (Rule("feature_drift", 0.01, 0.01, upper=False),)
+
+
+def test_too_few_labels_is_no_evidence_and_keeps_the_breach_streak() -> None:
+    policy = Policy([model_cfg(breaches_to_fire=2, psi_max=None, accuracy_min=0.9)], FakeClock())
+    labelled, unlabelled = window(labels=1000, accuracy=0.5), window(labels=100, accuracy=0.5)
+    assert run(policy, snap(labelled), snap(unlabelled)) == []
+    assert policy.breaches("fraud")["accuracy"] == 1
+    assert types(run(policy, snap(labelled))) == ["model.degraded"]
+
+
+def test_a_degradation_inside_the_cooldown_and_its_recovery_say_why_they_are_quiet() -> None:
+    clock = FakeClock()
+    policy = Policy([model_cfg(breaches_to_fire=1)], clock)
+    bad, ok = snap(window(psi=0.3)), snap(window(psi=0.01))
+    run(policy, bad, ok)  # sent, recovered: the cooldown runs
+    clock.now += 60.0
+    degraded, recovered = run(policy, bad, ok)
+    assert (degraded.type, degraded.suppressed_reason) == ("model.degraded", "cooldown")
+    assert (recovered.type, recovered.suppressed_reason) == ("model.recovered", "cooldown")

@@ -56,15 +56,19 @@ def test_allow_private_looks_nothing_up() -> None:
 def test_retry_policy_limits() -> None:
     RetryPolicy(schedule=(0.001,), max_age=0.001, jitter=0.0)
     RetryPolicy(jitter=0.999)
-    with pytest.raises(ValueError, match="non-empty list of positive delays"):
+    with pytest.raises(
+        ValueError, match=r"^retry schedule must be a non-empty list of positive delays$"
+    ):
         RetryPolicy(schedule=())
-    with pytest.raises(ValueError, match="non-empty list of positive delays"):
+    with pytest.raises(
+        ValueError, match=r"^retry schedule must be a non-empty list of positive delays$"
+    ):
         RetryPolicy(schedule=(5.0, 0.0))
-    with pytest.raises(ValueError, match=r"retry jitter must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"^retry jitter must be in \[0, 1\)$"):
         RetryPolicy(jitter=1.0)
-    with pytest.raises(ValueError, match=r"retry jitter must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"^retry jitter must be in \[0, 1\)$"):
         RetryPolicy(jitter=-0.01)
-    with pytest.raises(ValueError, match="retry max_age must be positive"):
+    with pytest.raises(ValueError, match=r"^retry max_age must be positive$"):
         RetryPolicy(max_age=0.0)
 
 
@@ -104,6 +108,14 @@ def test_responses_are_classified_with_a_log_safe_detail(
     status: int, snippet: str, kind: AttemptKind, detail: str
 ) -> None:
     assert classify_response(status, None, snippet, now=0.0) == Attempt(kind, detail)
+
+
+def test_a_retry_after_date_is_counted_from_now() -> None:
+    date = "Thu, 01 Jan 1970 00:01:00 GMT"
+    assert classify_response(503, date, "", now=30.0) == Attempt(
+        AttemptKind.RETRY, "HTTP 503", 30.0
+    )
+    assert classify_response(429, "7", "", now=30.0).retry_after == 7.0
 
 
 def test_a_retry_after_date_without_a_zone_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -172,3 +172,15 @@ def test_accumulator_ring_refuses_what_no_ring_holds(meta: Any, message: str) ->
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         ring.load_state(meta, RegressionAccumulator.from_state)
     assert ring.head is None
+
+
+def test_accumulator_ring_before_its_first_pane_and_with_no_rows() -> None:
+    ring = reg_ring()
+    ring.advance(None)  # no prediction time yet: nothing moves
+    outside = ring.add(np.array([5.0, 6.0]), lambda acc, mask: None)
+    assert (outside.tolist(), outside.dtype) == ([True, True], np.dtype(bool))
+    ring.advance(2)
+    ring.advance(None)
+    assert ring.head == 2
+    none = ring.add(np.zeros(0), lambda acc, mask: None)
+    assert (none.shape, none.dtype) == ((0,), np.dtype(bool))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
-from monitor.stats.performance import macro_precision_recall_f1
+from monitor.stats.accumulators import RegressionAccumulator
+from monitor.stats.performance import macro_precision_recall_f1, performance_snapshot
 
 
 def test_macro_metrics_at_single_counts_match_sklearn() -> None:
@@ -23,3 +24,12 @@ def test_macro_metrics_at_single_counts_match_sklearn() -> None:
     assert macro_precision_recall_f1(confusion) == pytest.approx((p, r, f), rel=1e-12)
     # by hand: precision (1/2 + 2/3 + 0 + 0 + 1) / 5, recall (1/2 + 2/3 + 0 + 0 + 1) / 5
     assert p == pytest.approx((0.5 + 2 / 3 + 1) / 5)
+
+
+def test_regression_snapshot_counts_predictions_and_labels() -> None:
+    acc = RegressionAccumulator()
+    acc.add_predictions([1.0, 2.0, 3.0, 4.0])
+    acc.add([1.0], [3.0])
+    snap = performance_snapshot(acc)
+    assert (snap.labels, snap.predictions, snap.label_coverage) == (1, 4, 0.25)
+    assert (snap.mae, snap.rmse, snap.mape) == (2.0, 2.0, 2.0)
