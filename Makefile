@@ -65,7 +65,7 @@ fuzz: $(FUZZ_STAMP)
 # workers, then prints the score per module (tests/mutation_score.py, which leaves out the
 # equivalent mutants of tests/mutation_equivalents.txt). MUTATE_ARGS takes mutant-name globs,
 # e.g. MUTATE_ARGS='monitor.stats.drift*'; MUTATE_MIN=90 fails below 90 % on any module.
-# Slow (about 15 minutes on 2 cores): not part of `make test` nor of CI.
+# Slow (15-20 minutes on 2 cores): not part of `make test` nor of CI.
 $(MUTATE_STAMP): pyproject.toml | $(STAMP)
 	$(PY) -m pip install --quiet -e '.[mutate]'
 	touch $(MUTATE_STAMP)

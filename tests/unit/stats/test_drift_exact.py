@@ -15,6 +15,7 @@ from monitor.stats.drift import (
     benjamini_hochberg,
     chi2_two_sample,
     coarsen,
+    js_distance,
     ks_binned,
     psi,
 )
@@ -101,3 +102,11 @@ def test_ks_with_an_empty_side_reports_the_sizes() -> None:
         assert (r.n_ref, r.n_win) == sizes
     with pytest.raises(ValueError, match=r"^bin count mismatch: reference \(2,\), window \(1,\)$"):
         ks_binned([1, 2], [1])
+
+
+def test_js_distance_with_a_single_event_on_a_side() -> None:
+    assert js_distance([1, 0], [0, 1]) == 1.0
+    # p = (1, 0), q = (1/2, 1/2): m = (3/4, 1/4); (log2(4/3) + (1/2)log2(2/3) + (1/2)log2(2)) / 2
+    by_hand = math.sqrt((math.log2(4 / 3) + 0.5 * math.log2(2 / 3) + 0.5) / 2)
+    assert js_distance([1, 0], [1, 1]) == pytest.approx(by_hand, rel=1e-12)
+    assert js_distance([1, 1], [1, 0]) == pytest.approx(by_hand, rel=1e-12)
