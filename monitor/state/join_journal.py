@@ -42,6 +42,10 @@ class JoinJournal:
         state: npt.NDArray[np.uint8],
     ) -> None:
         if keys.size:
+            if self.joined:  # a key comes again only once its row died: that row's join is moot
+                again = set(keys.tolist()).intersection(self.joined)
+                if again:
+                    self.joined = [k for k in self.joined if k not in again]
             self._rows.append((keys.copy(), ts.copy(), pred.copy(), proba.copy(), state.copy()))
 
     def take(self) -> dict[str, npt.NDArray[Any]]:
@@ -53,8 +57,9 @@ class JoinJournal:
 
     def requeue(self, taken: dict[str, npt.NDArray[Any]]) -> None:
         """Put back a :meth:`take` whose publication failed, ahead of what came since."""
+        since = {k for row in self._rows for k in row[0].tolist()}  # rows inserted since
         self._rows.insert(0, tuple(taken[name] for name in COLUMNS))
-        self.joined[:0] = taken["joined"].tolist()
+        self.joined[:0] = [k for k in taken["joined"].tolist() if k not in since]
 
 
 def concat(rows: list[tuple[npt.NDArray[Any], ...]], proba_width: int) -> dict[str, Any]:
@@ -75,9 +80,7 @@ def fold(entries: Iterable[dict[str, npt.NDArray[Any]]], proba_width: int) -> di
     A key inserted twice keeps its last row: the join refuses a repeated id while it knows it,
     so an earlier row had expired or been evicted before the id came again. A joined key marks
     its row joined if it joined in the take that inserted the row or a later one (an earlier
-    join was of the row that died). Within one take the order of inserts and joins is not
-    kept: an id that expired, came again and whose first row joined all within one flush would
-    fold joined.
+    join was of the row that died; within one take, :meth:`JoinJournal.inserted` drops it).
 
     >>> a = {"keys": np.array([5, 3], np.uint64), "ts": np.array([1.0, 2.0]),
     ...      "pred": np.zeros(2), "proba": np.zeros((2, 1), np.float32),
