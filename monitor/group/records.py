@@ -114,10 +114,11 @@ def decode_journal(raw: bytes, widths: Mapping[str, int]) -> dict[str, dict[str,
     """Per model, the journal's columns; raises ValueError/CheckpointError if malformed."""
     meta, arrays = unpack(raw, "journal record")
     out: dict[str, dict[str, Any]] = {}
-    for name in checks.sequence(meta.get("models"), "journal models"):
+    for raw_name in checks.sequence(meta.get("models"), "journal models"):
+        name = checks.text(raw_name, "journal model")
         if name not in widths:
             continue  # a model no longer configured
-        n = arrays.get(f"m.{name}.keys", np.zeros(0)).shape[0]
+        n = _length(arrays, f"m.{name}.keys")
         cols = {
             "keys": checks.array(arrays, f"m.{name}.keys", np.uint64, (n,)),
             "ts": checks.array(arrays, f"m.{name}.ts", np.float64, (n,)),
@@ -125,10 +126,16 @@ def decode_journal(raw: bytes, widths: Mapping[str, int]) -> dict[str, dict[str,
             "proba": checks.array(arrays, f"m.{name}.proba", np.float32, (n, widths[name])),
             "state": checks.array(arrays, f"m.{name}.state", np.uint8, (n,)),
         }
-        j = arrays.get(f"m.{name}.joined", np.zeros(0)).shape[0]
+        j = _length(arrays, f"m.{name}.joined")
         cols["joined"] = checks.array(arrays, f"m.{name}.joined", np.uint64, (j,))
         out[name] = cols
     return out
+
+
+def _length(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> int:
+    """The length of column ``name`` (0 if it is no column: its check then refuses it)."""
+    found = arrays.get(name)
+    return found.shape[0] if found is not None and found.ndim == 1 else 0
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,10 @@ class JoinJournal:
         state: npt.NDArray[np.uint8],
     ) -> None:
         if keys.size:
+            if self.joined:  # a key comes again only once its row died: that row's join is moot
+                again = set(keys.tolist()).intersection(self.joined)
+                if again:
+                    self.joined = [k for k in self.joined if k not in again]
             self._rows.append((keys.copy(), ts.copy(), pred.copy(), proba.copy(), state.copy()))
 
     def take(self) -> dict[str, npt.NDArray[Any]]:
@@ -53,8 +57,9 @@ class JoinJournal:
 
     def requeue(self, taken: dict[str, npt.NDArray[Any]]) -> None:
         """Put back a :meth:`take` whose publication failed, ahead of what came since."""
+        since = {k for row in self._rows for k in row[0].tolist()}  # rows inserted since
         self._rows.insert(0, tuple(taken[name] for name in COLUMNS))
-        self.joined[:0] = taken["joined"].tolist()
+        self.joined[:0] = [k for k in taken["joined"].tolist() if k not in since]
 
 
 def concat(rows: list[tuple[npt.NDArray[Any], ...]], proba_width: int) -> dict[str, Any]:
@@ -72,8 +77,10 @@ def concat(rows: list[tuple[npt.NDArray[Any], ...]], proba_width: int) -> dict[s
 def fold(entries: Iterable[dict[str, npt.NDArray[Any]]], proba_width: int) -> dict[str, Any]:
     """The join's rows after ``entries`` (journal takes, oldest first), keys sorted.
 
-    A key inserted twice keeps its first row (the join refuses a duplicate id); a joined key
-    marks its row joined whenever it came.
+    A key inserted twice keeps its last row: the join refuses a repeated id while it knows it,
+    so an earlier row had expired or been evicted before the id came again. A joined key marks
+    its row joined if it joined in the take that inserted the row or a later one (an earlier
+    join was of the row that died; within one take, :meth:`JoinJournal.inserted` drops it).
 
     >>> a = {"keys": np.array([5, 3], np.uint64), "ts": np.array([1.0, 2.0]),
     ...      "pred": np.zeros(2), "proba": np.zeros((2, 1), np.float32),
@@ -86,14 +93,26 @@ def fold(entries: Iterable[dict[str, npt.NDArray[Any]]], proba_width: int) -> di
     ([3, 5, 7], [0, 1, 0])
     """
     rows: list[tuple[npt.NDArray[Any], ...]] = []
-    joined: list[npt.NDArray[np.uint64]] = []
-    for e in entries:
+    row_take: list[npt.NDArray[np.intp]] = [np.zeros(0, np.intp)]
+    joined: list[npt.NDArray[np.uint64]] = [np.zeros(0, np.uint64)]
+    joined_take: list[npt.NDArray[np.intp]] = [np.zeros(0, np.intp)]
+    for i, e in enumerate(entries):
         rows.append(tuple(e[name] for name in COLUMNS))
+        row_take.append(np.full(e["keys"].size, i, np.intp))
         joined.append(e["joined"])
+        joined_take.append(np.full(e["joined"].size, i, np.intp))
     out = concat(rows, proba_width)
-    _, first = np.unique(out["keys"], return_index=True)  # sorted by key, first occurrence
-    out = {name: col[first] for name, col in out.items()}
-    if joined:
-        done = np.isin(out["keys"], np.concatenate(joined))
+    n = out["keys"].size
+    _, first_reversed = np.unique(out["keys"][::-1], return_index=True)  # sorted by key
+    last = n - 1 - first_reversed
+    out = {name: col[last] for name, col in out.items()}
+    took = np.concatenate(row_take)[last]
+    keys, jkeys, jtake = out["keys"], np.concatenate(joined), np.concatenate(joined_take)
+    if keys.size and jkeys.size:
+        at = np.minimum(np.searchsorted(keys, jkeys), keys.size - 1)
+        hit = keys[at] == jkeys
+        latest = np.full(keys.size, -1, np.intp)
+        np.maximum.at(latest, at[hit], jtake[hit])
+        done = latest >= took
         out["state"] = np.where(done, np.uint8(_JOINED), out["state"]).astype(np.uint8)
     return out

@@ -159,14 +159,20 @@ class PerformanceState:
         them (checked before it is built: a crafted class count would allocate its square)."""
         state = checks.mapping(state, f"model {self.cfg.name} accumulator")
         template = self._new()
-        if isinstance(template, RegressionAccumulator):
-            return RegressionAccumulator.from_state(state)
-        for param in ("n_classes", "positive", "score_bins", "calibration_bins"):
-            if state.get(param) != getattr(template, param):
-                raise ValueError(
-                    f"model {self.cfg.name}: accumulator {param} differs from the config"
-                )
-        return ClassificationAccumulator.from_state(state)
+        try:
+            if isinstance(template, RegressionAccumulator):
+                return RegressionAccumulator.from_state(state)
+            for param in ("n_classes", "positive", "score_bins", "calibration_bins"):
+                if state.get(param) != getattr(template, param):
+                    raise ValueError(
+                        f"model {self.cfg.name}: accumulator {param} differs from the config"
+                    )
+            return ClassificationAccumulator.from_state(state)
+        except (KeyError, TypeError, IndexError, OverflowError) as exc:  # a field missing or
+            # of another type: refused like every other part (ValueError), never another error
+            raise ValueError(
+                f"model {self.cfg.name}: accumulator unreadable ({exc!r:.80})"
+            ) from None
 
     def clamp(self, bound: float) -> None:
         """Pull every window's head back to the pane of ``bound``, dropping later panes."""
