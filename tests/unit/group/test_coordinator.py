@@ -13,7 +13,7 @@ from monitor.group.coordinator import Coordinator
 from monitor.group.records import POLICY_KEY, parse_key
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.state.model_state import ModelState
-from tests.unit.state.test_merge import CFG, REF, stream
+from tests.support.shards import CFG, REF, stream
 
 PRED, LAB = "predictions", "labels"
 SETTINGS: Any = SimpleNamespace(kafka=SimpleNamespace(predictions_topic=PRED, labels_topic=LAB))

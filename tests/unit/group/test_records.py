@@ -33,7 +33,7 @@ from monitor.group.records import (
 from monitor.persistence.checkpoint import CheckpointError, pack, unpack
 from monitor.state.join_journal import JoinJournal
 from monitor.state.model_state import ModelState
-from tests.unit.state.test_merge import CFG, REF, T0, label_of, stream
+from tests.support.shards import CFG, REF, T0, label_of, stream
 
 OFFSETS = {("predictions", 2): 51, ("labels", 2): 20}
 WIDTHS = {"m": ModelState(CFG, REF).perf.join.proba_width}
