@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 
 from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.devkit.receiver import WebhookReceiver
-from tests.support.fault_oracle import MODEL, model_config, save_reference, traffic
+from tests.support.fault_oracle import MODEL, degrading_model, save_reference, traffic
 from tests.support.fault_tools import Daemon, daemon_config, wait_for, write_config
 from tests.support.helpers import Topics
 
@@ -29,21 +29,9 @@ def test_pending_webhook_survives_two_restarts_and_is_delivered_once(
 ) -> None:
     save_reference(tmp_path / "churn.json")  # x centred at 0; the stream runs at 0.3: drift
     hook_port = free_port()  # nothing listens here until the end: connections are refused
-    model = model_config(tmp_path / "churn.json")
-    model["policy"] = {
-        "min_samples": 300,
-        "ks_alpha": 0.01,
-        "psi_max": 0.5,
-        "window": "15m",
-        "breaches_to_fire": 1,
-        "cooldown": "1h",
-    }
-    model["webhook"] = {
-        "url": f"http://127.0.0.1:{hook_port}/hooks",
-        "secret": SECRET,
-        "allow_private_targets": True,
-        "retry_schedule": ["0.5s", "1s"],
-    }
+    model = degrading_model(
+        tmp_path / "churn.json", f"http://127.0.0.1:{hook_port}/hooks", SECRET, ["0.5s", "1s"]
+    )
     port = free_port()
     data = daemon_config(
         bootstrap=broker.bootstrap,

@@ -27,7 +27,7 @@ import pytest
 
 from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.devkit.receiver import WebhookReceiver
-from tests.support.fault_oracle import MODEL, model_config
+from tests.support.fault_oracle import MODEL, degrading_model
 from tests.support.fault_tools import wait_for
 from tests.support.group import (
     ACTING,
@@ -298,21 +298,7 @@ def test_one_signed_degraded_webhook_per_transition_for_the_group(
     would another replica's). The acting replica is then killed with its disk: its successor
     knows the model is degraded and sends nothing more."""
     receiver = WebhookReceiver(SECRET, dedupe=False).start()
-    model = model_config(tmp_path / "churn.json")
-    model["policy"] = {
-        "min_samples": 300,
-        "ks_alpha": 0.01,
-        "psi_max": 0.5,
-        "window": "15m",
-        "breaches_to_fire": 1,
-        "cooldown": "1h",
-    }
-    model["webhook"] = {
-        "url": receiver.url,
-        "secret": SECRET,
-        "allow_private_targets": True,
-        "retry_schedule": ["0.5s", "1s"],
-    }
+    model = degrading_model(tmp_path / "churn.json", receiver.url, SECRET, ["0.5s", "1s"])
     group = Group(broker.bootstrap, co_topics, tmp_path, model=model)
     try:
         feed, _ = group.feed()
@@ -357,21 +343,9 @@ def test_a_webhook_stored_by_an_acting_replica_that_dies_with_its_disk_is_still_
     is then killed with its disk; the replica that takes the role over adopts the webhook and
     delivers it, once, with the same id, when the receiver comes up."""
     port = free_port()
-    model = model_config(tmp_path / "churn.json")
-    model["policy"] = {
-        "min_samples": 300,
-        "ks_alpha": 0.01,
-        "psi_max": 0.5,
-        "window": "15m",
-        "breaches_to_fire": 1,
-        "cooldown": "1h",
-    }
-    model["webhook"] = {
-        "url": f"http://127.0.0.1:{port}/hooks",
-        "secret": SECRET,
-        "allow_private_targets": True,
-        "retry_schedule": ["1s"] * 120,
-    }
+    model = degrading_model(
+        tmp_path / "churn.json", f"http://127.0.0.1:{port}/hooks", SECRET, ["1s"] * 120
+    )
     group = Group(broker.bootstrap, co_topics, tmp_path, model=model)
     receiver = None
     try:

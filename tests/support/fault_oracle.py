@@ -137,6 +137,29 @@ def model_config(reference: Path) -> dict[str, Any]:
     }
 
 
+def degrading_model(
+    reference: Path, url: str, secret: str, retry_schedule: list[str]
+) -> dict[str, Any]:
+    """:func:`model_config` whose policy degrades on the stream's drift (x runs at 0.3 against
+    a reference centred at 0) after 300 predictions and sends one webhook to ``url``."""
+    model = model_config(reference)
+    model["policy"] = {
+        "min_samples": 300,
+        "ks_alpha": 0.01,
+        "psi_max": 0.5,
+        "window": "15m",
+        "breaches_to_fire": 1,
+        "cooldown": "1h",
+    }
+    model["webhook"] = {
+        "url": url,
+        "secret": secret,
+        "allow_private_targets": True,
+        "retry_schedule": retry_schedule,
+    }
+    return model
+
+
 @dataclass(frozen=True)
 class WindowCount:
     predictions: int

@@ -33,6 +33,7 @@ from monitor.group.records import (
 from monitor.persistence.checkpoint import CheckpointError, pack, unpack
 from monitor.state.join_journal import JoinJournal
 from monitor.state.model_state import ModelState
+from tests.support.crafted import DTYPES, JSON, SHAPES, json_paths
 from tests.support.shards import CFG, REF, T0, label_of, stream
 
 OFFSETS = {("predictions", 2): 51, ("labels", 2): 20}
@@ -262,32 +263,6 @@ def test_a_declared_size_is_never_allocated(which: str) -> None:
     assert peak < 10 * len(raw) + 10 * 1024**2
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every position in a JSON tree (containers too), in a stable order."""
-    items = list(enumerate(node)) if isinstance(node, list) else sorted(node.items())
-    out = []
-    for key, child in items:
-        out.append((*prefix, key))
-        if isinstance(child, dict | list) and child:
-            out.extend(_paths(child, (*prefix, key)))
-    return out
-
-
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-SHAPES = st.lists(st.integers(0, 70), min_size=0, max_size=3).map(tuple)
-DTYPES = st.sampled_from(
-    [np.int32, np.int64, np.uint64, np.uint8, np.float32, np.float64, np.bool_]
-)
 JOURNAL_META, JOURNAL_ARRAYS = unpack(JOURNALS[1], "test")
 SHARD_META, SHARD_ARRAYS = unpack(RAW, "test")
 
@@ -303,7 +278,7 @@ def test_any_mutated_value_or_array_is_decoded_or_refused(data: st.DataObject, w
         name = data.draw(st.sampled_from(sorted(arrays)), label="array")
         arrays[name] = np.zeros(data.draw(SHAPES, label="shape"), dtype=data.draw(DTYPES))
     else:
-        path = data.draw(st.sampled_from(_paths(meta)), label="path")
+        path = data.draw(st.sampled_from(json_paths(meta)), label="path")
         node: Any = meta
         for key in path[:-1]:
             node = node[key]

@@ -27,6 +27,7 @@ from monitor.persistence.store import StateStore
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
 from monitor.state.model_state import ModelState
+from tests.support.crafted import DTYPES, JSON, SHAPES, json_paths
 
 OFFSETS = {("predictions", 0): 1200, ("labels", 1): 300}
 Meta = dict[str, Any]
@@ -250,34 +251,6 @@ def test_any_mutated_payload_is_restored_exactly_or_refused_whole(
     _write_signed(world.store.path, pristine)  # the next example starts from the valid file
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every position in a JSON tree (containers too), in a stable order."""
-    items = list(enumerate(node)) if isinstance(node, list) else sorted(node.items())
-    out = []
-    for key, child in items:
-        out.append((*prefix, key))
-        if isinstance(child, dict | list) and child:
-            out.extend(_paths(child, (*prefix, key)))
-    return out
-
-
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)  # what JSON (orjson) can hold
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-SHAPES = st.lists(st.integers(0, 70), min_size=0, max_size=3).map(tuple)
-DTYPES = st.sampled_from(
-    [np.int32, np.int64, np.uint64, np.uint8, np.float32, np.float64, np.bool_]
-)
-
-
 @settings(
     max_examples=60,
     deadline=None,
@@ -296,7 +269,7 @@ def test_any_mutated_part_is_restored_whole_or_refused_whole(
         name = data.draw(st.sampled_from(sorted(arrays)), label="array")
         arrays[name] = np.zeros(data.draw(SHAPES, label="shape"), dtype=data.draw(DTYPES))
     else:
-        path = data.draw(st.sampled_from(_paths(meta)), label="path")
+        path = data.draw(st.sampled_from(json_paths(meta)), label="path")
         node: Any = meta
         for key in path[:-1]:
             node = node[key]
