@@ -25,7 +25,7 @@ from monitor.settings import (
 from monitor.snapshot import FeatureDrift, UnseenCategories, UnseenValue, WindowResult
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
-from tests.unit.state.test_unseen import T0, batch, reference
+from tests.support.unseen_data import T0, batch, reference
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
