@@ -31,21 +31,12 @@ from monitor.settings import Settings
 from monitor.settings_loader import load_settings
 from tests.support import REPO_ROOT
 from tests.support.fault_oracle import Record, model_config
+from tests.support.wait import wait_for
 
 ROOT = REPO_ROOT
 
 Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 TopicPartitionKey = tuple[str, int]
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> float:
-    """Poll ``check`` until true; returns the seconds it took (AssertionError on timeout)."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-    return time.monotonic() - started
 
 
 @dataclass(frozen=True)

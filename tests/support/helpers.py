@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,6 +20,7 @@ from monitor.app import App
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
+from tests.support.wait import wait_for
 
 
 def require_prometheus_tool(name: str) -> str:
@@ -103,9 +103,4 @@ class RunningApp:
         return self.metrics().get((name, tuple(sorted(labels.items()))))
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 45.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {what or check}")
+        wait_for(check, timeout, what, every=0.25)
