@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.app import App
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
+from tests.support.metrics import Metrics, parse_metrics
 from tests.support.wait import wait_for
 
 
@@ -91,13 +91,9 @@ class RunningApp:
         except urllib.error.HTTPError as e:
             return int(e.code), bytes(e.read())
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Metrics:
         _, body = self.get("/metrics")
-        out = {}
-        for fam in text_string_to_metric_families(body.decode()):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return parse_metrics(body.decode())
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.metrics().get((name, tuple(sorted(labels.items()))))
