@@ -306,12 +306,20 @@ def test_events_expire_into_dead_after_max_age(
 ) -> None:
     route = scripted_receiver.route("/down", WH_SECRET, *[(503, {})] * 100)
     endpoint = scripted_receiver.endpoint("m", "/down")
-    m = make_dispatcher(endpoint, retry=RetryPolicy(schedule=(0.05,), max_age=0.3, jitter=0.0))
+    # Wall time advances 0.1 s with each attempt the receiver records (before it answers), so
+    # expiry does not depend on how fast this machine is: after attempt n the next would be due
+    # at 0.1 n + 0.05, past max_age 0.33 from the third attempt on.
+    started = time.time()
+    m = make_dispatcher(
+        endpoint,
+        retry=RetryPolicy(schedule=(0.05,), max_age=0.33, jitter=0.0),
+        wall=lambda: started + 0.1 * len(route.attempts),
+    )
     msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert m.dispatcher.flush(5.0)
     (dead,) = dead_entries(tmp_path)
     assert dead.id == msg_id and "expired" in (dead.dead_reason or "")
-    assert 4 <= len(route.attempts) <= 7
+    assert len(route.attempts) == 3
     assert m.metric("modelmon_webhook_deliveries_total", model="m", outcome="expired") == 1
 
 
