@@ -5,5 +5,5 @@ pytest_plugins = (
     "tests.support.fixtures",
     "tests.support.e2e",
     "tests.support.pipeline_rig",
-    "tests.support.scripted_receiver",
+    "tests.support.receivers",
 )

@@ -1,6 +1,6 @@
 """End to end: real broker → daemon → policy → signed webhooks at a real receiver.
 
-The receiver (:mod:`tests.support.scripted_receiver`) verifies every delivery with the
+The receiver (:mod:`tests.support.receivers`) verifies every delivery with the
 independent ``standardwebhooks`` package and records every POST, repeats included (it does not
 deduplicate), so a duplicate would show.
 """
@@ -21,7 +21,7 @@ from monitor.devkit.synthetic import FRAUD_DRIFTED, Traffic, features_of
 from monitor.reference.build import build_reference
 from tests.support.helpers import RunningApp, Topics, make_config
 from tests.support.produce import produce
-from tests.support.scripted_receiver import Receiver
+from tests.support.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + base64.b64encode(b"modelmon-test-secret-0123456789").decode()

@@ -17,7 +17,7 @@ from monitor.alerting.delivery import send_test
 from monitor.alerting.standard_webhooks import WebhookEndpoint, validate_webhook_url
 from monitor.alerting.targets import TargetRefusedError, pinned_client
 from monitor.settings_loader import load_settings
-from tests.support.scripted_receiver import WH_SECRET, Receiver
+from tests.support.receivers import WH_SECRET, Receiver
 
 TOKEN = "tok-5ec7e7"
 

@@ -43,7 +43,7 @@ from monitor.alerting.standard_webhooks import (
     validate_webhook_url,
 )
 from tests.support import REPO_ROOT
-from tests.support.scripted_receiver import FAST, WH_SECRET, Receiver, verifier
+from tests.support.receivers import FAST, WH_SECRET, Receiver, verifier
 from tests.support.wait import wait_for
 
 RAW_SECRET = "raw-secret-not-base64!"

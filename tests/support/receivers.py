@@ -1,11 +1,12 @@
-"""A scripted webhook receiver for the dispatcher tests, and the dispatcher factory.
+"""The suite's webhook receivers, with their fixtures (registered by ``tests/conftest.py``).
 
-Unlike :class:`monitor.devkit.receiver.WebhookReceiver` (one secret, always 200, signatures
-checked with the project's own ``sign``), this one verifies every request with the independent
-``standardwebhooks`` package, keeps one secret and one script of responses per path (statuses,
-``Retry-After`` headers, hangs) and records every attempt with its arrival time. The fixtures
-``scripted_receiver`` and ``make_dispatcher`` are registered for the suite by
-``tests/conftest.py``.
+- ``devkit_receiver``: :class:`monitor.devkit.receiver.WebhookReceiver` on ``WH_SECRET``, the
+  one plain receiver (always 200, signatures checked with the project's ``sign``).
+- ``scripted_receiver``: :class:`Receiver`, for the dispatcher tests. It verifies every request
+  with the independent ``standardwebhooks`` package, keeps one secret and one script of
+  responses per path (statuses, ``Retry-After`` headers, hangs) and records every attempt with
+  its arrival time, repeats included.
+- ``make_dispatcher``: dispatchers on ``tmp_path/outbox`` (fast retries, seeded jitter).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.alerting.delivery import WebhookDispatcher
 from monitor.alerting.standard_webhooks import RetryPolicy, WebhookEndpoint
+from monitor.devkit.receiver import WebhookReceiver
 
 WH_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 FAST = RetryPolicy(schedule=(0.05, 0.1, 0.2), jitter=0.1)
@@ -130,6 +132,14 @@ class Receiver:
         secret = self.routes[path].secret
         kw.setdefault("allow_private", True)
         return WebhookEndpoint(name, self.url(path), (SecretStr(secret),), **kw)
+
+
+@pytest.fixture
+def devkit_receiver() -> Iterator[WebhookReceiver]:
+    """The devkit's receiver on ``WH_SECRET``, listening."""
+    r = WebhookReceiver(WH_SECRET).start()
+    yield r
+    r.stop()
 
 
 @pytest.fixture
