@@ -43,7 +43,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.atomic import TMP_PREFIX
-from monitor.devkit.broker import EmbeddedBroker, create_topics, free_port
+from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.events import Prediction
 from monitor.persistence.checkpoint import MAGIC, CheckpointError, read_checkpoint
 from monitor.persistence.store import StateStore
@@ -80,7 +80,7 @@ from tests.support.fault_tools import (
     wait_for,
     write_config,
 )
-from tests.support.helpers import CLIENTS, Topics
+from tests.support.helpers import CLIENTS, Topics, fresh_topics
 
 pytestmark = pytest.mark.faults
 
@@ -375,8 +375,7 @@ def with_a_proxied_broker(tmp_path: Path, run: Callable[[Rig, TcpProxy], None]) 
     with EmbeddedBroker(log_file=tmp_path / "tansu.log", advertised_port=proxy_port) as broker:
         proxy = TcpProxy(target=broker.port, port=proxy_port).start()
         bootstrap = f"127.0.0.1:{proxy_port}"
-        topics = Topics("predictions-outage", "labels-outage", "dlq-outage")
-        create_topics(bootstrap, {topics.predictions: 3, topics.labels: 3, topics.dlq: 1})
+        topics = fresh_topics(bootstrap)  # the per-test topics, on this test's own broker
         rig = make_rig(bootstrap, topics, tmp_path)
         try:
             run(rig, proxy)

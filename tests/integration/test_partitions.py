@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor.devkit.broker import EmbeddedBroker, create_topics
+from monitor.devkit.broker import EmbeddedBroker
 from monitor.devkit.synthetic import Traffic, features_of
 from monitor.reference.build import build_reference
-from tests.support.helpers import CLIENTS, RunningApp, Topics, make_config
+from tests.support.helpers import CLIENTS, RunningApp, fresh_topics, make_config
 from tests.support.produce import produce
 
 pytestmark = pytest.mark.integration
@@ -79,9 +78,7 @@ def backlog(now: float) -> tuple[Records, Records]:
 def test_a_backlog_over_uneven_partitions_gives_the_in_order_windows(
     broker: EmbeddedBroker, tmp_path: Path, run_app: Any, client: str
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    topics = Topics(f"predictions-{tag}", f"labels-{tag}", f"dlq-{tag}")
-    create_topics(broker.bootstrap, {topics.predictions: 6, topics.labels: 6, topics.dlq: 1})
+    topics = fresh_topics(broker.bootstrap, partitions=6)
     now = time.time()
     preds, labels = backlog(now)
     for topic, records in ((topics.predictions, preds), (topics.labels, labels)):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from monitor.app import App
-from monitor.devkit.broker import EmbeddedBroker
+from monitor.devkit.broker import EmbeddedBroker, create_topics
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
 from tests.support.metrics import Metrics, parse_metrics
@@ -42,6 +42,15 @@ class Topics:
     predictions: str
     labels: str
     dlq: str
+
+
+def fresh_topics(bootstrap: str, partitions: int = 3) -> Topics:
+    """Topics of a test's own (a random tag), created: predictions and labels with
+    ``partitions`` partitions, the dead-letter topic with one."""
+    tag = uuid.uuid4().hex[:8]
+    t = Topics(f"predictions-{tag}", f"labels-{tag}", f"dlq-{tag}")
+    create_topics(bootstrap, {t.predictions: partitions, t.labels: partitions, t.dlq: 1})
+    return t
 
 
 def make_config(
