@@ -49,6 +49,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(PY) bench/bench_core.py
+	$(PY) bench/bench_stats.py
 
 # Coverage-guided decoder fuzzing with atheris (the `fuzz` extra), FUZZ_SECONDS long; a crash
 # stops it and leaves the input in .fuzz/crash-*. Not part of `make test` (hypothesis is).

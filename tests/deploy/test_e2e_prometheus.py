@@ -48,6 +48,7 @@ from tests.support.e2e import (
 )
 from tests.support.helpers import RunningApp, Topics, make_config
 from tests.support.tls import bcrypt_hash, make_pki, write_web_config
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
@@ -84,16 +85,9 @@ def test_drift_alert_fires_and_every_dashboard_query_returns_data(
             if a["labels"]["alertname"] == "ModelmonFeatureDrift" and a["state"] == state
         }
 
-    def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.5)
-
     with LiveTraffic(broker.bootstrap, topics) as traffic:
         # Baseline: both models' statistics reach Prometheus; no drift alert fires.
-        wait_until(
+        wait_for(
             lambda: (
                 {"fraud", "demand"}
                 <= {
@@ -103,6 +97,7 @@ def test_drift_alert_fires_and_every_dashboard_query_returns_data(
             ),
             timeout=40,
             what="drift statistics of both models in Prometheus",
+            every=0.5,
         )
         phases["statistics in Prometheus"] = time.monotonic() - clock
         baseline_end = time.monotonic() + BASELINE_SECONDS
@@ -113,10 +108,11 @@ def test_drift_alert_fires_and_every_dashboard_query_returns_data(
         # Drift fraud's inputs: the drift alert goes pending, then (10 s later) firing.
         traffic.drift.set()
         injected = {("fraud", f) for f in FRAUD_DRIFTED}
-        wait_until(
+        wait_for(
             lambda: injected <= drift_alerts("firing"),
             timeout=45,
             what=f"ModelmonFeatureDrift firing for {sorted(injected)}",
+            every=0.5,
         )
         phases["drift alert firing"] = time.monotonic() - clock
         firing = {a["labels"]["alertname"] for a in prom.alerts() if a["state"] == "firing"}

@@ -29,10 +29,8 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -45,12 +43,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.atomic import TMP_PREFIX
-from monitor.devkit.broker import EmbeddedBroker, create_topics, free_port
+from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.events import Prediction
 from monitor.persistence.checkpoint import MAGIC, CheckpointError, read_checkpoint
 from monitor.persistence.store import StateStore
-from monitor.reference.profile import ReferenceProfile
-from monitor.settings import ConfigError, Settings
+from monitor.settings import ConfigError
 from monitor.settings_loader import load_settings
 from monitor.state.model_state import ModelState
 from tests.support.fault_oracle import (
@@ -66,11 +63,16 @@ from tests.support.fault_oracle import (
     save_reference,
     traffic,
 )
+from tests.support.fault_rig import (
+    CHECKPOINT,
+    RATE,
+    SEED,
+    Rig,
+    assert_exact,
+    make_rig,
+    nothing_counted_twice,
+)
 from tests.support.fault_tools import (
-    CommittedOffsets,
-    Daemon,
-    Feed,
-    Produced,
     TcpProxy,
     close_leaked_sockets,
     daemon_config,
@@ -78,78 +80,11 @@ from tests.support.fault_tools import (
     wait_for,
     write_config,
 )
-from tests.support.helpers import CLIENTS, Topics
+from tests.support.helpers import CLIENTS, Topics, fresh_topics
 
 pytestmark = pytest.mark.faults
 
-SEED = 20261127
-RATE = 150.0  # records per second while a feed runs
 OUTAGE = 30.0  # seconds the broker is unreachable in the outage test
-CHECKPOINT = "checkpoint.mmc"
-
-
-@dataclass
-class Rig:
-    """One daemon (restartable), its config and the topics it reads."""
-
-    bootstrap: str
-    topics: Topics
-    group: str
-    settings: Settings
-    reference: ReferenceProfile
-    daemon: Daemon
-    state_dir: Path
-    feeds: list[Feed] = field(default_factory=list)
-
-    def feed(self, rate: float = RATE, poison_every: int = 0) -> Feed:
-        stream = traffic(self.topics.predictions, self.topics.labels, SEED, poison_every)
-        f = Feed(self.bootstrap, stream, rate)
-        self.feeds.append(f)
-        return f
-
-    def committed(self, ends: dict[tuple[str, int], int], timeout: float = 60) -> None:
-        """Wait until the group has committed ``ends`` (the daemon checkpointed every record)."""
-        reader = CommittedOffsets(self.bootstrap, self.group)
-        try:
-            wait_for(lambda: reader(list(ends)) == ends, timeout, "every record committed", 0.5)
-        finally:
-            reader.close()
-
-    def settle(self, produced: Produced) -> Verdict:
-        """Wait until the daemon has committed every record, then judge a fresh snapshot."""
-        self.committed(produced.ends)
-        snapshot = self.daemon.status_after(time.time())
-        return judge(
-            snapshot,
-            expected_snapshot(self.settings, self.reference, produced.records),
-            expected_counts(self.settings, produced.records),
-            independent_statistics(self.settings, self.reference, produced.records),
-        )
-
-    def cleanup(self) -> None:
-        for f in self.feeds:
-            f.close()
-        self.daemon.cleanup()
-
-
-def make_rig(bootstrap: str, topics: Topics, tmp_path: Path, **extra: Any) -> Rig:
-    reference = save_reference(tmp_path / "churn.json")
-    port = free_port()
-    group = f"faults-{uuid.uuid4().hex[:8]}"
-    state_dir = tmp_path / "state"
-    data = daemon_config(
-        bootstrap=bootstrap,
-        group=group,
-        topics=(topics.predictions, topics.labels, topics.dlq),
-        port=port,
-        state_dir=state_dir,
-        reference=tmp_path / "churn.json",
-        **extra,
-    )
-    config = tmp_path / "modelmon.yaml"
-    settings = write_config(config, data)
-    daemon = Daemon(config, port, tmp_path / "logs")
-    return Rig(bootstrap, topics, group, settings, reference, daemon, state_dir)
 
 
 @pytest.fixture
@@ -163,10 +98,6 @@ def rig(
     r.cleanup()
 
 
-def assert_exact(verdict: Verdict) -> None:
-    assert not verdict.mismatches, "\n".join(verdict.mismatches)
-
-
 def figures(what: str, verdict: Verdict, **extra: str) -> None:
     """The figures the issue asks for, printed (pytest -s) for the closing report."""
     parts = [f"{k} {v}" for k, v in extra.items()]
@@ -176,15 +107,6 @@ def figures(what: str, verdict: Verdict, **extra: str) -> None:
         f"duplicated {verdict.duplicated('15m')}",
     ]
     print(f"\n[faults] {what}: " + "; ".join(parts))
-
-
-def nothing_counted_twice(daemon: Daemon) -> None:
-    """This run saw no record twice (a replay over state that holds it shows up here)."""
-    m = daemon.metrics()
-    for stream in ("predictions", "labels"):
-        key = (("model", MODEL), ("stream", stream))
-        assert not m.get(("modelmon_duplicate_events_total", key)), f"duplicate {stream}"
-        assert not m.get(("modelmon_late_events_total", key)), f"late {stream}"
 
 
 # -- the oracle and the checkpoint format, in process -------------------------------------------
@@ -453,8 +375,7 @@ def with_a_proxied_broker(tmp_path: Path, run: Callable[[Rig, TcpProxy], None]) 
     with EmbeddedBroker(log_file=tmp_path / "tansu.log", advertised_port=proxy_port) as broker:
         proxy = TcpProxy(target=broker.port, port=proxy_port).start()
         bootstrap = f"127.0.0.1:{proxy_port}"
-        topics = Topics("predictions-outage", "labels-outage", "dlq-outage")
-        create_topics(bootstrap, {topics.predictions: 3, topics.labels: 3, topics.dlq: 1})
+        topics = fresh_topics(bootstrap)  # the per-test topics, on this test's own broker
         rig = make_rig(bootstrap, topics, tmp_path)
         try:
             run(rig, proxy)

@@ -12,13 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.devkit.receiver import WebhookReceiver
 from tests.support.fault_oracle import MODEL, degrading_model, save_reference, traffic
 from tests.support.fault_tools import Daemon, daemon_config, wait_for, write_config
 from tests.support.helpers import Topics
+from tests.support.produce import produce
 
 pytestmark = pytest.mark.faults
 SECRET = "whsec_" + base64.b64encode(b"fault-suite-webhook-secret").decode()
@@ -44,11 +44,10 @@ def test_pending_webhook_survives_two_restarts_and_is_delivered_once(
     data["models"] = [model]
     config = tmp_path / "modelmon.yaml"
     write_config(config, data)
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=10)
-    for rec in itertools.islice(traffic(topics.predictions, topics.labels, seed=7), 3000):
-        producer.send(rec.topic, key=rec.key, value=rec.value)
-    producer.flush()
-    producer.close()
+    records = list(itertools.islice(traffic(topics.predictions, topics.labels, seed=7), 3000))
+    for topic in (topics.predictions, topics.labels):
+        mine = [r for r in records if r.topic == topic]
+        produce(broker.bootstrap, topic, [r.value for r in mine], [r.key for r in mine])
 
     daemon = Daemon(config, port, tmp_path / "logs")
     receiver: WebhookReceiver | None = None

@@ -37,14 +37,6 @@ import pytest
 
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.persistence.checkpoint import read_checkpoint
-from tests.faults.test_faults import (
-    CHECKPOINT,
-    SEED,
-    Rig,
-    assert_exact,
-    make_rig,
-    nothing_counted_twice,
-)
 from tests.support.fault_oracle import (
     MODEL,
     T0,
@@ -54,6 +46,14 @@ from tests.support.fault_oracle import (
     judge,
     model_config,
     traffic,
+)
+from tests.support.fault_rig import (
+    CHECKPOINT,
+    SEED,
+    Rig,
+    assert_exact,
+    make_rig,
+    nothing_counted_twice,
 )
 from tests.support.fault_tools import Daemon, Feed, read_topic
 from tests.support.helpers import Topics

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.devkit.synthetic import FRAUD_DRIFTED, Traffic, features_of
@@ -21,6 +21,7 @@ from tests.support.helpers import (
     make_config,
     require_prometheus_tool,
 )
+from tests.support.produce import by_index, produce
 
 pytestmark = pytest.mark.integration
 
@@ -57,14 +58,6 @@ def fraud_reference(tmp_path: Path) -> Path:
     return path
 
 
-def produce(broker: EmbeddedBroker, topic: str, values: list[bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=10)
-    for i, v in enumerate(values):
-        producer.send(topic, key=str(i).encode(), value=v)
-    producer.flush()
-    producer.close()
-
-
 def total(app: RunningApp, name: str, **labels: str) -> float:
     return app.value(name, **labels) or 0.0
 
@@ -83,7 +76,8 @@ def test_counts_dead_letters_and_drift(
     now = time.time()
     n_valid = 3000
     normal = [orjson.dumps(e) for e in traffic.events("fraud", n_valid, now - 40, 100.0)]
-    produce(broker, topics.predictions, normal + list(MALFORMED))
+    values = normal + list(MALFORMED)
+    produce(broker.bootstrap, topics.predictions, values, by_index(values))
     app = run_app(settings)
 
     app.wait_for(
@@ -141,7 +135,7 @@ def test_counts_dead_letters_and_drift(
     drifted = [
         orjson.dumps(e) for e in traffic.events("fraud", 3000, now - 10, 300.0, drifted=True)
     ]
-    produce(broker, topics.predictions, drifted)
+    produce(broker.bootstrap, topics.predictions, drifted, by_index(drifted))
     app.wait_for(
         lambda: (
             total(app, "modelmon_events_total", model="fraud", stream="predictions") == 2 * n_valid
@@ -177,11 +171,8 @@ def test_statistics_absent_below_min_samples(
     settings = make_config(
         broker, topics, [fraud_model(fraud_reference, min_samples=10_000)], tmp_path
     )
-    produce(
-        broker,
-        topics.predictions,
-        [orjson.dumps(e) for e in Traffic(1).events("fraud", 200, time.time(), 100.0)],
-    )
+    values = [orjson.dumps(e) for e in Traffic(1).events("fraud", 200, time.time(), 100.0)]
+    produce(broker.bootstrap, topics.predictions, values, by_index(values))
     app = run_app(settings)
     app.wait_for(
         lambda: app.value("modelmon_window_predictions", model="fraud", window="1m") == 200,
@@ -203,12 +194,9 @@ def test_promtool_accepts_live_metrics(
     settings = make_config(
         broker, topics, [fraud_model(fraud_reference, min_samples=100)], tmp_path
     )
-    produce(
-        broker,
-        topics.predictions,
-        [orjson.dumps(e) for e in Traffic(2).events("fraud", 500, time.time(), 100.0)]
-        + [b"garbage"],
-    )
+    values = [orjson.dumps(e) for e in Traffic(2).events("fraud", 500, time.time(), 100.0)]
+    values.append(b"garbage")
+    produce(broker.bootstrap, topics.predictions, values, by_index(values))
     app = run_app(settings)
     app.wait_for(
         lambda: app.value("modelmon_window_predictions", model="fraud", window="1m") == 500,

@@ -12,25 +12,16 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaProducer
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.reference.build import build_reference
 from tests.support.helpers import RunningApp, Topics, make_config
+from tests.support.produce import produce
 
 pytestmark = pytest.mark.integration
 
 LABEL_WAIT = 5.0  # event-time seconds a label waits for its prediction
-
-
-def produce(broker: EmbeddedBroker, topic: str, events: list[dict[str, Any]]) -> None:
-    """Keyed by id, so a prediction and its label share a partition number (co-partitioned)."""
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
-    for e in events:
-        producer.send(topic, key=e["id"].encode(), value=orjson.dumps(e))
-    producer.flush()
-    producer.close()
 
 
 def count(app: RunningApp, name: str, **labels: str) -> float:
@@ -96,7 +87,10 @@ def test_labels_join_and_every_counter_matches_what_was_sent(
 
     def send(stream: str, events: list[dict[str, Any]], duplicates: int = 0) -> None:
         extra = copies(events, duplicates)
-        produce(broker, getattr(topics, stream), shuffled(events + extra))
+        batch = shuffled(events + extra)
+        # keyed by id: a prediction and its label share a partition number (co-partitioned)
+        keys = [e["id"].encode() for e in batch]
+        produce(broker.bootstrap, getattr(topics, stream), [orjson.dumps(e) for e in batch], keys)
         sent[stream] += len(events) + duplicates
         dups[stream] += duplicates
         app.wait_for(

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaProducer
 
-from monitor.devkit.broker import EmbeddedBroker, create_topics
+from monitor.devkit.broker import EmbeddedBroker
 from monitor.devkit.synthetic import Traffic, features_of
 from monitor.reference.build import build_reference
-from tests.support.helpers import CLIENTS, RunningApp, Topics, make_config
+from tests.support.helpers import CLIENTS, RunningApp, fresh_topics, make_config
+from tests.support.produce import produce
 
 pytestmark = pytest.mark.integration
 
@@ -75,25 +74,17 @@ def backlog(now: float) -> tuple[Records, Records]:
     return preds, labels
 
 
-def produce(broker: EmbeddedBroker, topic: str, records: Records) -> None:
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20)
-    for part, event in records:
-        producer.send(topic, value=orjson.dumps(event), key=event["id"].encode(), partition=part)
-    producer.flush()
-    producer.close()
-
-
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_backlog_over_uneven_partitions_gives_the_in_order_windows(
     broker: EmbeddedBroker, tmp_path: Path, run_app: Any, client: str
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    topics = Topics(f"predictions-{tag}", f"labels-{tag}", f"dlq-{tag}")
-    create_topics(broker.bootstrap, {topics.predictions: 6, topics.labels: 6, topics.dlq: 1})
+    topics = fresh_topics(broker.bootstrap, partitions=6)
     now = time.time()
     preds, labels = backlog(now)
-    produce(broker, topics.predictions, preds)
-    produce(broker, topics.labels, labels)
+    for topic, records in ((topics.predictions, preds), (topics.labels, labels)):
+        values = [orjson.dumps(e) for _, e in records]
+        keys = [e["id"].encode() for _, e in records]
+        produce(broker.bootstrap, topic, values, keys, [part for part, _ in records])
 
     settings = make_config(broker, topics, [model(reference(tmp_path))], tmp_path, client)
     app: RunningApp = run_app(settings)

@@ -1,86 +1,44 @@
 """End to end: real broker → daemon → policy → signed webhooks at a real receiver.
 
-The receiver verifies every delivery with the independent ``standardwebhooks`` package and
-records every POST, repeats included (it does not deduplicate), so a duplicate would show.
+The receiver (:mod:`tests.support.receivers`) verifies every delivery with the
+independent ``standardwebhooks`` package and records every POST, repeats included (it does not
+deduplicate), so a duplicate would show.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.devkit.broker import EmbeddedBroker
 from monitor.devkit.synthetic import FRAUD_DRIFTED, Traffic, features_of
 from monitor.reference.build import build_reference
 from tests.support.helpers import RunningApp, Topics, make_config
+from tests.support.produce import produce
+from tests.support.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + base64.b64encode(b"modelmon-test-secret-0123456789").decode()
 
 
-class Receiver:
-    """Accepts only deliveries that standardwebhooks verifies; records them in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.rejected = 0
-        verifier = Webhook(SECRET)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                try:
-                    verifier.verify(body, dict(self.headers.items()))
-                except WebhookVerificationError:
-                    outer.rejected += 1
-                    self.send_response(401)
-                else:
-                    outer.events.append((self.headers["webhook-id"], orjson.loads(body)))
-                    self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/retrain"
-
-    def types(self) -> list[str]:
-        return [e["type"] for _, e in self.events]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def receiver() -> Any:
-    r = Receiver()
-    yield r
-    r.close()
-
-
 def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
-    broker: EmbeddedBroker, topics: Topics, tmp_path: Path, receiver: Receiver, run_app: Any
+    broker: EmbeddedBroker,
+    topics: Topics,
+    tmp_path: Path,
+    scripted_receiver: Receiver,
+    run_app: Any,
 ) -> None:
+    hooks = scripted_receiver.route("/retrain", SECRET)  # answers 200 to every verified POST
+
+    def types() -> list[str]:
+        return [orjson.loads(body)["type"] for _, _, body in hooks.attempts]
+
     rows = list(Traffic(seed=21).training_rows("fraud", 20_000))
     ref = tmp_path / "fraud.json"
     build_reference(
@@ -104,7 +62,7 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
             "cooldown": "1h",
         },
         "webhook": {
-            "url": receiver.url,
+            "url": scripted_receiver.url("/retrain"),
             "secret": SECRET,
             "allow_private_targets": True,
             "retry_schedule": ["0.2s", "0.5s"],
@@ -115,7 +73,6 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
     app: RunningApp = run_app(
         make_config(broker, topics, [model], tmp_path, evaluation={"interval": "1h"})
     )
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=10)
     traffic = Traffic(seed=22)
     # Pane-aligned event time at 100/s: the 1 m window (12 panes of 5 s) ends at the pane of the
     # newest event, so after a phase of at least 6000 it holds that phase's last 6000 exactly.
@@ -125,9 +82,9 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
     def phase(n: int, drifted: bool) -> tuple[float, float]:
         nonlocal t, sent
         begin = t
-        for e in traffic.events("fraud", n, t, 100.0, drifted=drifted):
-            producer.send(topics.predictions, key=e["id"].encode(), value=orjson.dumps(e))
-        producer.flush()
+        events = traffic.events("fraud", n, t, 100.0, drifted=drifted)
+        values, keys = [orjson.dumps(e) for e in events], [e["id"].encode() for e in events]
+        produce(broker.bootstrap, topics.predictions, values, keys)
         t += n / 100.0
         sent += n
         app.wait_for(
@@ -180,7 +137,7 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
         decide()
     # nothing was enqueued, so nothing can still be on its way to the receiver
     assert counters() == expect()
-    assert receiver.types() == []
+    assert types() == []
     assert app.value("modelmon_degraded", model="fraud") == 0
 
     begin, end = phase(6000, drifted=True)  # the 1 m window is now all drifted traffic
@@ -189,9 +146,9 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
     decide()
     assert findings("model.degraded", "enqueued") == 1
     app.wait_for(lambda: counters() == expect(degraded=1), what="model.degraded delivered")
-    assert receiver.types() == ["model.degraded"]
+    assert types() == ["model.degraded"]
     assert app.value("modelmon_degraded", model="fraud") == 1
-    _, event = receiver.events[0]
+    event = orjson.loads(hooks.attempts[0][2])
     data = event["data"]
     assert data["model"] == "fraud" and data["window"] == "1m"
     assert data["predictions"] == 6000
@@ -209,7 +166,7 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
     app.wait_for(
         lambda: counters() == expect(degraded=1, recovered=1), what="model.recovered delivered"
     )
-    assert receiver.types() == ["model.degraded", "model.recovered"]
+    assert types() == ["model.degraded", "model.recovered"]
     assert app.value("modelmon_degraded", model="fraud") == 0
 
     phase(6000, drifted=True)  # degraded again, but inside the 1 h cooldown: no webhook
@@ -220,9 +177,8 @@ def test_drift_fires_one_degraded_then_recovered_and_respects_cooldown(
         decide()
     # still nothing enqueued, nothing pending, nothing attempted since the recovery
     assert counters() == expect(degraded=1, suppressed=1, recovered=1)
-    assert receiver.types() == ["model.degraded", "model.recovered"]
+    assert types() == ["model.degraded", "model.recovered"]
     assert app.value("modelmon_degraded", model="fraud") == 1
-    assert len({i for i, _ in receiver.events}) == len(receiver.events)  # one id per event
-    assert receiver.rejected == 0
+    assert len(set(hooks.attempt_ids)) == len(hooks.attempts)  # one id per event
+    assert hooks.rejected == []
     assert app.value("modelmon_webhook_deliveries_total", model="fraud", outcome="delivered") == 2
-    producer.close()

@@ -25,27 +25,17 @@ from typing import Any
 import orjson
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
 from tests.support import REPO_ROOT
 from tests.support.fault_oracle import Record, model_config
+from tests.support.metrics import Metrics, parse_metrics
+from tests.support.wait import wait_for
 
 ROOT = REPO_ROOT
 
-Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 TopicPartitionKey = tuple[str, int]
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> float:
-    """Poll ``check`` until true; returns the seconds it took (AssertionError on timeout)."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-    return time.monotonic() - started
 
 
 @dataclass(frozen=True)
@@ -323,11 +313,7 @@ class Daemon:
     def metrics(self) -> Metrics:
         reply = self.get("/metrics")
         assert reply is not None and reply[0] == 200, "no /metrics"
-        out: Metrics = {}
-        for fam in text_string_to_metric_families(reply[1].decode()):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return parse_metrics(reply[1].decode())
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.metrics().get((name, tuple(sorted(labels.items()))))

@@ -6,7 +6,6 @@ broker) until a test asks for a fixture, so unit tests never depend on it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,13 +32,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def topics(broker: EmbeddedBroker) -> Topics:
     """Fresh topics per test, so tests never see each other's records."""
-    from monitor.devkit.broker import create_topics
-    from tests.support.helpers import Topics
+    from tests.support.helpers import fresh_topics
 
-    tag = uuid.uuid4().hex[:8]
-    t = Topics(f"predictions-{tag}", f"labels-{tag}", f"dlq-{tag}")
-    create_topics(broker.bootstrap, {t.predictions: 3, t.labels: 3, t.dlq: 1})
-    return t
+    return fresh_topics(broker.bootstrap)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.app import App
-from monitor.devkit.broker import EmbeddedBroker
+from monitor.devkit.broker import EmbeddedBroker, create_topics
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
+from tests.support.metrics import Metrics, parse_metrics
+from tests.support.wait import wait_for
 
 
 def require_prometheus_tool(name: str) -> str:
@@ -42,6 +42,15 @@ class Topics:
     predictions: str
     labels: str
     dlq: str
+
+
+def fresh_topics(bootstrap: str, partitions: int = 3) -> Topics:
+    """Topics of a test's own (a random tag), created: predictions and labels with
+    ``partitions`` partitions, the dead-letter topic with one."""
+    tag = uuid.uuid4().hex[:8]
+    t = Topics(f"predictions-{tag}", f"labels-{tag}", f"dlq-{tag}")
+    create_topics(bootstrap, {t.predictions: partitions, t.labels: partitions, t.dlq: 1})
+    return t
 
 
 def make_config(
@@ -91,21 +100,12 @@ class RunningApp:
         except urllib.error.HTTPError as e:
             return int(e.code), bytes(e.read())
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Metrics:
         _, body = self.get("/metrics")
-        out = {}
-        for fam in text_string_to_metric_families(body.decode()):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return parse_metrics(body.decode())
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.metrics().get((name, tuple(sorted(labels.items()))))
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 45.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {what or check}")
+        wait_for(check, timeout, what, every=0.25)

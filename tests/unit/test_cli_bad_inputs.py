@@ -4,7 +4,6 @@ on stderr naming the key or variable and the fix, no traceback, no secret."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -47,16 +46,14 @@ def _write(tmp_path: Path, data: object, name: str = "c.yaml") -> Path:
 def _one_line_error(
     *args: str, env: dict[str, str] | None = None, within: float = 20.0, code: int = 2
 ) -> str:
-    started = time.monotonic()
-    result = modelmon(*args, env=None if env is None else {**os.environ, **env})
-    took = time.monotonic() - started
+    # exits before any connection: a hang is a TimeoutExpired here, not a measured duration
+    result = modelmon(*args, timeout=within, env=None if env is None else {**os.environ, **env})
     lines = result.stderr.strip().splitlines()
     assert result.returncode == code, result.stderr
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stderr and TOKEN not in result.stderr
     assert len(lines[0]) <= 450
-    assert took < within, f"took {took:.1f}s"
     return lines[0]
 
 

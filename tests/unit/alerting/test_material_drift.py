@@ -13,8 +13,6 @@ about 1e-12: on p-values alone the policy would retrain. 0.5 sd is material (PSI
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +39,8 @@ from monitor.settings import (
 from monitor.snapshot import FeatureDrift, Snapshot
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
+from tests.support.receivers import WH_SECRET
 
-SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 N = 30_000
 T0 = 1_800_000_000.0
 SPACING = 1800.0 / N  # 30,000 predictions over the 30-minute window
@@ -97,13 +95,6 @@ def data() -> Data:
     return Data()
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver(SECRET).start()
-    yield r
-    r.stop()
-
-
 def settings_for(
     data: Data, receiver: WebhookReceiver, state_dir: Path, policy: PolicySettings
 ) -> Settings:
@@ -115,7 +106,7 @@ def settings_for(
         features=data.kinds,  # type: ignore[arg-type]
         policy=policy,
         webhook=WebhookSettings(
-            url=receiver.url, secret=SecretStr(SECRET), allow_private_targets=True
+            url=receiver.url, secret=SecretStr(WH_SECRET), allow_private_targets=True
         ),
     )
     return Settings(models=[model], state=StateSettings(dir=state_dir))
@@ -165,9 +156,9 @@ def bmi_of(snap: Snapshot) -> FeatureDrift:
 
 
 def test_a_negligible_shift_at_production_volume_sends_no_webhook(
-    data: Data, receiver: WebhookReceiver, tmp_path: Path
+    data: Data, devkit_receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
-    snap, events, _ = run(data, receiver, tmp_path, shift=0.03)
+    snap, events, _ = run(data, devkit_receiver, tmp_path, shift=0.03)
     bmi = bmi_of(snap)
     assert bmi.psi < 0.02 and bmi.ks_statistic is not None and bmi.ks_statistic < 0.1
     # The test alone is overwhelmingly significant: the effect floor is what holds.
@@ -178,9 +169,9 @@ def test_a_negligible_shift_at_production_volume_sends_no_webhook(
 
 
 def test_a_material_shift_sends_exactly_one_webhook_naming_the_feature(
-    data: Data, receiver: WebhookReceiver, tmp_path: Path
+    data: Data, devkit_receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
-    snap, events, _ = run(data, receiver, tmp_path, shift=0.5)
+    snap, events, _ = run(data, devkit_receiver, tmp_path, shift=0.5)
     bmi = bmi_of(snap)
     assert bmi.psi > 0.25 and bmi.drift_detected
     [event] = events
@@ -198,11 +189,11 @@ def test_a_material_shift_sends_exactly_one_webhook_naming_the_feature(
 
 
 def test_on_p_values_alone_the_same_negligible_shift_would_retrain(
-    data: Data, receiver: WebhookReceiver, tmp_path: Path
+    data: Data, devkit_receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     """The contrast (the issue's measurement): without the effect floor the policy fires."""
     snap, events, _ = run(
-        data, receiver, tmp_path, shift=0.03, policy=PolicySettings(ks_min_statistic=0.0)
+        data, devkit_receiver, tmp_path, shift=0.03, policy=PolicySettings(ks_min_statistic=0.0)
     )
     assert bmi_of(snap).drift_detected
     [event] = events

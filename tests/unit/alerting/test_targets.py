@@ -17,12 +17,9 @@ from monitor.alerting.delivery import send_test
 from monitor.alerting.standard_webhooks import WebhookEndpoint, validate_webhook_url
 from monitor.alerting.targets import TargetRefusedError, pinned_client
 from monitor.settings_loader import load_settings
-from tests.unit.alerting import test_webhooks as shared
-from tests.unit.alerting.test_webhooks import WH_SECRET, Receiver
+from tests.support.receivers import WH_SECRET, Receiver
 
 TOKEN = "tok-5ec7e7"
-receiver = shared.receiver  # the real HTTP receiver on 127.0.0.1, and dispatchers on tmp_path
-make = shared.make
 
 
 class Resolver:
@@ -62,42 +59,42 @@ def test_ipv6_carrying_a_public_ipv4_is_allowed(address: str) -> None:
 
 
 def test_the_client_connects_to_the_resolved_address_and_keeps_the_name(
-    receiver: Receiver,
+    scripted_receiver: Receiver,
 ) -> None:
-    route = receiver.route("/x")
+    route = scripted_receiver.route("/x")
     resolve = Resolver(["127.0.0.1"])
-    url = f"http://hooks.test:{receiver.port}/x"
+    url = f"http://hooks.test:{scripted_receiver.port}/x"
     endpoint = WebhookEndpoint("m", url, (SecretStr(WH_SECRET),), allow_private=True)
     assert send_test(endpoint, resolve=resolve).status_code == 200
     assert resolve.calls == ["hooks.test"]
-    assert route.attempts[0][1]["host"] == f"hooks.test:{receiver.port}"
+    assert route.attempts[0][1]["host"] == f"hooks.test:{scripted_receiver.port}"
 
 
 @pytest.mark.parametrize("answer", [["127.0.0.1"], ["93.184.215.14", "127.0.0.1"]])
 def test_a_name_resolving_to_a_private_address_is_never_connected_to(
-    receiver: Receiver, answer: list[str]
+    scripted_receiver: Receiver, answer: list[str]
 ) -> None:
     """One resolution per connection, every address checked before any connect: a name that
     rebinds to 127.0.0.1 between a check and a connect has no second lookup to win."""
-    route = receiver.route("/x")
+    route = scripted_receiver.route("/x")
     resolve = Resolver(answer, ["127.0.0.1"])
     with (
         pinned_client(allow_private=False, resolve=resolve) as client,
         pytest.raises(TargetRefusedError, match=r"loopback address 127\.0\.0\.1"),
     ):
-        client.post(f"http://rebind.test:{receiver.port}/x", content=b"{}")
+        client.post(f"http://rebind.test:{scripted_receiver.port}/x", content=b"{}")
     assert resolve.calls == ["rebind.test"]
     assert route.attempts == []
 
 
 def test_the_dispatcher_refuses_a_rebinding_name_with_one_lookup_per_attempt(
-    receiver: Receiver, make: Any, tmp_path: Path
+    scripted_receiver: Receiver, make_dispatcher: Any, tmp_path: Path
 ) -> None:
-    route = receiver.route("/x")
+    route = scripted_receiver.route("/x")
     resolve = Resolver(["127.0.0.1"])
-    url = f"http://rebind.test:{receiver.port}/x"
+    url = f"http://rebind.test:{scripted_receiver.port}/x"
     endpoint = WebhookEndpoint("m", url, (SecretStr(WH_SECRET),), allow_private=False)
-    m = make(endpoint, resolve=resolve)
+    m = make_dispatcher(endpoint, resolve=resolve)
     m.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert m.dispatcher.flush(5.0)
     assert route.attempts == [] and resolve.calls == ["rebind.test"]
@@ -105,15 +102,15 @@ def test_the_dispatcher_refuses_a_rebinding_name_with_one_lookup_per_attempt(
 
 
 def test_dns_down_is_retried_counted_and_logged_until_it_resolves(
-    receiver: Receiver, make: Any, caplog: pytest.LogCaptureFixture
+    scripted_receiver: Receiver, make_dispatcher: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    route = receiver.route("/x")
+    route = scripted_receiver.route("/x")
     down = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     resolve = Resolver(down, down, ["127.0.0.1"])
-    url = f"http://hooks.test:{receiver.port}/x"
+    url = f"http://hooks.test:{scripted_receiver.port}/x"
     endpoint = WebhookEndpoint("m", url, (SecretStr(WH_SECRET),), allow_private=True)
     with caplog.at_level(logging.WARNING, logger="monitor.alerting.delivery"):
-        m = make(endpoint, resolve=resolve)
+        m = make_dispatcher(endpoint, resolve=resolve)
         m.dispatcher.enqueue(endpoint, "model.degraded", {})
         assert m.dispatcher.flush(5.0)
     assert len(route.accepted) == 1
@@ -153,10 +150,10 @@ def test_dns_down_at_start_is_a_warning_not_a_config_error(
 
 
 def test_credentials_in_the_url_reach_no_log_line(
-    receiver: Receiver, caplog: pytest.LogCaptureFixture
+    scripted_receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver.route(f"/x?token={TOKEN}", WH_SECRET, (503, {}))
-    url = f"http://user:{TOKEN}@127.0.0.1:{receiver.port}/x?token={TOKEN}"
+    scripted_receiver.route(f"/x?token={TOKEN}", WH_SECRET, (503, {}))
+    url = f"http://user:{TOKEN}@127.0.0.1:{scripted_receiver.port}/x?token={TOKEN}"
     endpoint = WebhookEndpoint("m", url, (SecretStr(WH_SECRET),), allow_private=True)
     with caplog.at_level(logging.DEBUG):
         assert send_test(endpoint).status_code == 503
@@ -167,7 +164,7 @@ def test_credentials_in_the_url_reach_no_log_line(
 
 
 def test_a_plain_httpx_client_would_leak_what_the_filter_removes(
-    receiver: Receiver, caplog: pytest.LogCaptureFixture
+    scripted_receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The premise: httpx logs the full URL; the filter installed by the dispatcher hides it."""
     httpx_logger = logging.getLogger("httpx")
@@ -175,7 +172,7 @@ def test_a_plain_httpx_client_would_leak_what_the_filter_removes(
     httpx_logger.filters.clear()
     try:
         with caplog.at_level(logging.INFO, logger="httpx"), httpx.Client() as client:
-            client.get(f"http://127.0.0.1:{receiver.port}/x?token={TOKEN}")
+            client.get(f"http://127.0.0.1:{scripted_receiver.port}/x?token={TOKEN}")
     finally:
         httpx_logger.filters[:] = kept
     assert any(TOKEN in r.getMessage() for r in caplog.records)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -25,20 +22,12 @@ from monitor.settings import (
 from monitor.snapshot import FeatureDrift, UnseenCategories, UnseenValue, WindowResult
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
-from tests.unit.state.test_unseen import T0, batch, reference
-
-SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver(SECRET).start()
-    yield r
-    r.stop()
+from tests.support.receivers import WH_SECRET
+from tests.support.unseen_data import T0, batch, reference
 
 
 def test_a_degraded_webhook_carries_the_unseen_values(
-    receiver: WebhookReceiver, tmp_path: Path
+    devkit_receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     model = ModelSettings(
         name="m",
@@ -47,7 +36,7 @@ def test_a_degraded_webhook_carries_the_unseen_values(
         features={"country": "categorical", "amount": "numeric"},
         policy=PolicySettings(min_samples=10, breaches_to_fire=1),
         webhook=WebhookSettings(
-            url=receiver.url, secret=SecretStr(SECRET), allow_private_targets=True
+            url=devkit_receiver.url, secret=SecretStr(WH_SECRET), allow_private_targets=True
         ),
     )
     settings = Settings(models=[model], state=StateSettings(dir=tmp_path))
@@ -61,7 +50,7 @@ def test_a_degraded_webhook_carries_the_unseen_values(
         assert actions.dispatcher.flush(10.0)
     finally:
         actions.stop(5.0)
-    [event] = receiver.received.events
+    [event] = devkit_receiver.received.events
     assert event["type"] == "model.degraded"
     data = event["data"]
     assert isinstance(data, dict)

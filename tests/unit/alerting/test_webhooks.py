@@ -19,10 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +27,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import WebhookVerificationError
 
-from monitor.alerting.delivery import WebhookDispatcher, send_test
+from monitor.alerting.delivery import send_test
 from monitor.alerting.outbox import Outbox, OutboxEntry
 from monitor.alerting.standard_webhooks import (
     RetryPolicy,
@@ -48,156 +43,12 @@ from monitor.alerting.standard_webhooks import (
     validate_webhook_url,
 )
 from tests.support import REPO_ROOT
+from tests.support.receivers import FAST, WH_SECRET, Receiver, verifier
+from tests.support.wait import wait_for
 
 RAW_SECRET = "raw-secret-not-base64!"
-WH_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
-FAST = RetryPolicy(schedule=(0.05, 0.1, 0.2), jitter=0.1)
 EXAMPLE = REPO_ROOT / "deploy" / "examples" / "webhook_receiver.py"
-
-
-def verifier(secret: str) -> Webhook:
-    # standardwebhooks base64-decodes every str secret; raw secrets must be given as bytes
-    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
-
-# --- the receiver ----------------------------------------------------------------------------
-
-
-@dataclass
-class Route:
-    """One scripted path: actions are (status, headers) or ("hang", seconds); then 200s."""
-
-    secret: str
-    script: deque[tuple[Any, Any]] = field(default_factory=deque)
-    accepted: list[str] = field(default_factory=list)
-    attempts: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-
-    @property
-    def attempt_ids(self) -> list[str]:
-        return [headers["webhook-id"] for _, headers, _ in self.attempts]
-
-
-class Receiver:
-    """Real HTTP receiver on 127.0.0.1; bound at construction, listening after :meth:`up`."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.release = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                arrived = time.monotonic()
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                route = receiver.routes[self.path]
-                try:
-                    verifier(route.secret).verify(body, headers)
-                except WebhookVerificationError as exc:
-                    route.rejected.append(str(exc))
-                    return self.reply(401, {})
-                route.attempts.append((arrived, headers, body))
-                action = route.script.popleft() if route.script else (200, {})
-                if action[0] == "hang":
-                    receiver.release.wait(action[1])
-                    self.close_connection = True
-                    return None
-                status, extra = action
-                if 200 <= status < 300:
-                    route.accepted.append(headers["webhook-id"])
-                return self.reply(status, extra)
-
-            def reply(self, status: int, extra: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that timed out on a hanging request is expected here
-
-        self.server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
-        self.server.server_bind()
-        self.port = self.server.server_address[1]
-        self.thread: threading.Thread | None = None
-
-    def up(self) -> None:
-        self.server.server_activate()
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        if self.thread is not None:
-            self.server.shutdown()
-            self.thread.join(5)
-        self.server.server_close()
-
-    def route(self, path: str, secret: str = WH_SECRET, *script: tuple[Any, Any]) -> Route:
-        self.routes[path] = Route(secret, deque(script))
-        return self.routes[path]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def endpoint(self, name: str, path: str, **kw: Any) -> WebhookEndpoint:
-        secret = self.routes[path].secret
-        kw.setdefault("allow_private", True)
-        return WebhookEndpoint(name, self.url(path), (SecretStr(secret),), **kw)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.up()
-    yield r
-    r.close()
-
-
-@dataclass
-class Made:
-    dispatcher: WebhookDispatcher
-    registry: CollectorRegistry
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
-
-
-@pytest.fixture
-def make(tmp_path: Path) -> Iterator[Callable[..., Made]]:
-    """Build dispatchers on ``tmp_path/outbox`` (fast retries, seeded jitter); stop them after."""
-    made: list[WebhookDispatcher] = []
-
-    def factory(*endpoints: WebhookEndpoint, start: bool = True, **kw: Any) -> Made:
-        registry = CollectorRegistry()
-        kw.setdefault("retry", FAST)
-        kw.setdefault("rng", random.Random(1234))
-        d = WebhookDispatcher(tmp_path / "outbox", registry=registry, endpoints=endpoints, **kw)
-        made.append(d)
-        if start:
-            d.start()
-        return Made(d, registry)
-
-    yield factory
-    for d in made:
-        assert d.stop(5.0)
 
 
 def dead_entries(tmp_path: Path) -> list[OutboxEntry]:
@@ -243,22 +94,26 @@ def test_signature_round_trip_property(body: bytes, msg_id: str) -> None:
     verifier(WH_SECRET).verify(body, headers)
 
 
-def test_receiver_rejects_tampered_body_and_old_timestamp(receiver: Receiver) -> None:
-    route = receiver.route("/sig")
+def test_receiver_rejects_tampered_body_and_old_timestamp(scripted_receiver: Receiver) -> None:
+    route = scripted_receiver.route("/sig")
     key = decode_secret(WH_SECRET)
     body = build_body("model.test", {"model": "m"}, time.time())
     now = int(time.time())
     with httpx.Client() as client:
         ok = client.post(
-            receiver.url("/sig"), content=body, headers=signed_headers([key], "a", now, body)
+            scripted_receiver.url("/sig"),
+            content=body,
+            headers=signed_headers([key], "a", now, body),
         )
         tampered = client.post(
-            receiver.url("/sig"),
+            scripted_receiver.url("/sig"),
             content=body.replace(b'"m"', b'"x"'),
             headers=signed_headers([key], "b", now, body),
         )
         old = client.post(
-            receiver.url("/sig"), content=body, headers=signed_headers([key], "c", now - 600, body)
+            scripted_receiver.url("/sig"),
+            content=body,
+            headers=signed_headers([key], "c", now - 600, body),
         )
     assert (ok.status_code, tampered.status_code, old.status_code) == (200, 401, 401)
     assert route.accepted == ["a"]
@@ -307,12 +162,12 @@ def record_reschedules(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float
 
 
 def test_503_three_times_then_200_follows_schedule(
-    receiver: Receiver, make: Any, monkeypatch: pytest.MonkeyPatch
+    scripted_receiver: Receiver, make_dispatcher: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rescheduled = record_reschedules(monkeypatch)
-    route = receiver.route("/r", WH_SECRET, *[(503, {})] * 3)
-    endpoint = receiver.endpoint("fraud", "/r")
-    m = make(endpoint, retry=FAST, rng=random.Random(1234))
+    route = scripted_receiver.route("/r", WH_SECRET, *[(503, {})] * 3)
+    endpoint = scripted_receiver.endpoint("fraud", "/r")
+    m = make_dispatcher(endpoint, retry=FAST, rng=random.Random(1234))
     msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {"model": "fraud"})
     assert m.dispatcher.flush(5.0)
 
@@ -344,10 +199,10 @@ def test_503_three_times_then_200_follows_schedule(
     assert last is not None and abs(last - time.time()) < 5
 
 
-def test_retry_after_is_a_lower_bound(receiver: Receiver, make: Any) -> None:
-    route = receiver.route("/ra", WH_SECRET, (429, {"retry-after": "1"}))
-    endpoint = receiver.endpoint("m", "/ra")
-    m = make(endpoint)
+def test_retry_after_is_a_lower_bound(scripted_receiver: Receiver, make_dispatcher: Any) -> None:
+    route = scripted_receiver.route("/ra", WH_SECRET, (429, {"retry-after": "1"}))
+    endpoint = scripted_receiver.endpoint("m", "/ra")
+    m = make_dispatcher(endpoint)
     m.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert m.dispatcher.flush(5.0)
     (first, _, _), (second, _, _) = route.attempts
@@ -372,12 +227,15 @@ def test_default_schedule_is_hourly_after_an_hour() -> None:
 
 
 def test_410_disables_endpoint_and_dead_letters_its_events(
-    receiver: Receiver, make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    scripted_receiver: Receiver,
+    make_dispatcher: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    route = receiver.route("/gone", WH_SECRET, (410, {}))
-    receiver.route("/new")
-    endpoint = receiver.endpoint("churn", "/gone")
-    m = make(endpoint, start=False)
+    route = scripted_receiver.route("/gone", WH_SECRET, (410, {}))
+    scripted_receiver.route("/new")
+    endpoint = scripted_receiver.endpoint("churn", "/gone")
+    m = make_dispatcher(endpoint, start=False)
     ids = [m.dispatcher.enqueue(endpoint, "model.degraded", {"n": i}) for i in range(3)]
     assert m.metric("modelmon_webhook_outbox_size") == 3
     m.dispatcher.start()
@@ -395,18 +253,21 @@ def test_410_disables_endpoint_and_dead_letters_its_events(
         r.levelno == logging.ERROR and "disabled by HTTP 410" in r.message for r in caplog.records
     )
 
-    moved = receiver.endpoint("churn", "/new")  # a new URL re-enables it
+    moved = scripted_receiver.endpoint("churn", "/new")  # a new URL re-enables it
     fresh = m.dispatcher.enqueue(moved, "model.test", {})
     assert m.dispatcher.flush(5.0)
-    assert receiver.routes["/new"].accepted == [fresh]
+    assert scripted_receiver.routes["/new"].accepted == [fresh]
 
 
 def test_other_4xx_is_permanent_and_the_queue_moves_on(
-    receiver: Receiver, make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    scripted_receiver: Receiver,
+    make_dispatcher: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    route = receiver.route("/bad", WH_SECRET, (400, {}))
-    endpoint = receiver.endpoint("m", "/bad")
-    m = make(endpoint, start=False)
+    route = scripted_receiver.route("/bad", WH_SECRET, (400, {}))
+    endpoint = scripted_receiver.endpoint("m", "/bad")
+    m = make_dispatcher(endpoint, start=False)
     first = m.dispatcher.enqueue(endpoint, "model.degraded", {})
     second = m.dispatcher.enqueue(endpoint, "model.recovered", {})
     m.dispatcher.start()
@@ -419,16 +280,18 @@ def test_other_4xx_is_permanent_and_the_queue_moves_on(
     assert any("failed permanently" in r.message for r in caplog.records if r.levelno >= 40)
 
 
-def test_a_hanging_endpoint_does_not_block_another(receiver: Receiver, make: Any) -> None:
-    slow_route = receiver.route("/slow", WH_SECRET, ("hang", 5.0))
-    fast_route = receiver.route("/fast", RAW_SECRET)
-    slow = receiver.endpoint("slow", "/slow", timeout=1.0)
-    fast = receiver.endpoint("fast", "/fast")
-    m = make(slow, fast, start=False)
+def test_a_hanging_endpoint_does_not_block_another(
+    scripted_receiver: Receiver, make_dispatcher: Any
+) -> None:
+    slow_route = scripted_receiver.route("/slow", WH_SECRET, ("hang", 5.0))
+    fast_route = scripted_receiver.route("/fast", RAW_SECRET)
+    slow = scripted_receiver.endpoint("slow", "/slow", timeout=1.0)
+    fast = scripted_receiver.endpoint("fast", "/fast")
+    m = make_dispatcher(slow, fast, start=False)
     s_ids = [m.dispatcher.enqueue(slow, "model.degraded", {"i": i}) for i in range(2)]
     f_ids = [m.dispatcher.enqueue(fast, "model.degraded", {"i": i}) for i in range(3)]
     m.dispatcher.start()
-    wait_for(lambda: len(fast_route.accepted) == 3)
+    wait_for(lambda: len(fast_route.accepted) == 3, every=0.01)
     assert slow_route.attempt_ids == [s_ids[0]]  # all while the slow one is still hanging
     assert fast_route.accepted == f_ids
     assert slow_route.accepted == []
@@ -439,25 +302,33 @@ def test_a_hanging_endpoint_does_not_block_another(receiver: Receiver, make: Any
 
 
 def test_events_expire_into_dead_after_max_age(
-    receiver: Receiver, make: Any, tmp_path: Path
+    scripted_receiver: Receiver, make_dispatcher: Any, tmp_path: Path
 ) -> None:
-    route = receiver.route("/down", WH_SECRET, *[(503, {})] * 100)
-    endpoint = receiver.endpoint("m", "/down")
-    m = make(endpoint, retry=RetryPolicy(schedule=(0.05,), max_age=0.3, jitter=0.0))
+    route = scripted_receiver.route("/down", WH_SECRET, *[(503, {})] * 100)
+    endpoint = scripted_receiver.endpoint("m", "/down")
+    # Wall time advances 0.1 s with each attempt the receiver records (before it answers), so
+    # expiry does not depend on how fast this machine is: after attempt n the next would be due
+    # at 0.1 n + 0.05, past max_age 0.33 from the third attempt on.
+    started = time.time()
+    m = make_dispatcher(
+        endpoint,
+        retry=RetryPolicy(schedule=(0.05,), max_age=0.33, jitter=0.0),
+        wall=lambda: started + 0.1 * len(route.attempts),
+    )
     msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert m.dispatcher.flush(5.0)
     (dead,) = dead_entries(tmp_path)
     assert dead.id == msg_id and "expired" in (dead.dead_reason or "")
-    assert 4 <= len(route.attempts) <= 7
+    assert len(route.attempts) == 3
     assert m.metric("modelmon_webhook_deliveries_total", model="m", outcome="expired") == 1
 
 
 def test_target_policy_is_enforced_at_delivery(
-    receiver: Receiver, make: Any, tmp_path: Path
+    scripted_receiver: Receiver, make_dispatcher: Any, tmp_path: Path
 ) -> None:
-    route = receiver.route("/private")
-    endpoint = receiver.endpoint("m", "/private", allow_private=False)
-    m = make(endpoint)
+    route = scripted_receiver.route("/private")
+    endpoint = scripted_receiver.endpoint("m", "/private", allow_private=False)
+    m = make_dispatcher(endpoint)
     m.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert m.dispatcher.flush(5.0)
     assert route.attempts == []
@@ -466,9 +337,9 @@ def test_target_policy_is_enforced_at_delivery(
     assert m.metric("modelmon_webhook_attempts_total", model="m") == 0
 
 
-def test_send_test_is_one_signed_attempt_without_outbox(receiver: Receiver) -> None:
-    route = receiver.route("/test", RAW_SECRET, (503, {}))
-    response = send_test(receiver.endpoint("m", "/test"))
+def test_send_test_is_one_signed_attempt_without_outbox(scripted_receiver: Receiver) -> None:
+    route = scripted_receiver.route("/test", RAW_SECRET, (503, {}))
+    response = send_test(scripted_receiver.endpoint("m", "/test"))
     assert response.status_code == 503
     assert len(route.attempts) == 1
     assert orjson.loads(route.attempts[0][2])["type"] == "model.test"
@@ -477,12 +348,12 @@ def test_send_test_is_one_signed_attempt_without_outbox(receiver: Receiver) -> N
 # --- durability ------------------------------------------------------------------------------
 
 
-def test_restart_resumes_pending_deliveries_in_order(tmp_path: Path, make: Any) -> None:
-    receiver = Receiver()  # bound but not listening: connections are refused
+def test_restart_resumes_pending_deliveries_in_order(tmp_path: Path, make_dispatcher: Any) -> None:
+    scripted_receiver = Receiver()  # bound but not listening: connections are refused
     try:
-        route = receiver.route("/later")
-        endpoint = receiver.endpoint("fraud", "/later")
-        first = make(endpoint)
+        route = scripted_receiver.route("/later")
+        endpoint = scripted_receiver.endpoint("fraud", "/later")
+        first = make_dispatcher(endpoint)
         ids = [first.dispatcher.enqueue(endpoint, "model.degraded", {"i": i}) for i in range(2)]
         wait_for(
             lambda: (
@@ -493,7 +364,8 @@ def test_restart_resumes_pending_deliveries_in_order(tmp_path: Path, make: Any) 
                     or 0
                 )
                 >= 2
-            )
+            ),
+            every=0.01,
         )
         assert first.dispatcher.stop(5.0)
         stored = sorted((tmp_path / "outbox").glob("*.json"))
@@ -503,8 +375,8 @@ def test_restart_resumes_pending_deliveries_in_order(tmp_path: Path, make: Any) 
         assert "ConnectError" in (entries[0].last_error or "")
         assert WH_SECRET not in "".join(p.read_text() for p in stored)
 
-        receiver.up()
-        second = make(endpoint, start=False)
+        scripted_receiver.up()
+        second = make_dispatcher(endpoint, start=False)
         assert second.dispatcher.pending() == 2
         assert second.metric("modelmon_webhook_outbox_size") == 2
         second.dispatcher.start()
@@ -512,36 +384,38 @@ def test_restart_resumes_pending_deliveries_in_order(tmp_path: Path, make: Any) 
         assert route.accepted == ids
         assert list((tmp_path / "outbox").glob("*.json")) == []
     finally:
-        receiver.close()
+        scripted_receiver.close()
 
 
-def test_an_outbox_directory_has_one_owner(make: Any) -> None:
-    make(start=False)
+def test_an_outbox_directory_has_one_owner(make_dispatcher: Any) -> None:
+    make_dispatcher(start=False)
     with pytest.raises(RuntimeError, match="in use"):
-        make(start=False)
+        make_dispatcher(start=False)
 
 
 def test_entry_older_than_max_age_is_tried_once_after_restart(
-    receiver: Receiver, make: Any, tmp_path: Path
+    scripted_receiver: Receiver, make_dispatcher: Any, tmp_path: Path
 ) -> None:
-    route = receiver.route("/x", WH_SECRET, (503, {}))
-    endpoint = receiver.endpoint("m", "/x")
-    first = make(endpoint, start=False)
+    route = scripted_receiver.route("/x", WH_SECRET, (503, {}))
+    endpoint = scripted_receiver.endpoint("m", "/x")
+    first = make_dispatcher(endpoint, start=False)
     msg_id = first.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert first.dispatcher.stop()
     (path,) = (tmp_path / "outbox").glob("*.json")
     record = orjson.loads(path.read_bytes())
     record["created_at"] -= 25 * 3600  # the daemon was down for a day
     path.write_bytes(orjson.dumps(record))
-    second = make(endpoint, retry=RetryPolicy())
+    second = make_dispatcher(endpoint, retry=RetryPolicy())
     assert second.dispatcher.flush(5.0)
     assert route.attempt_ids == [msg_id]
     assert "expired" in (dead_entries(tmp_path)[0].dead_reason or "")
 
 
-def test_writes_are_atomic(tmp_path: Path, make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_writes_are_atomic(
+    tmp_path: Path, make_dispatcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     endpoint = WebhookEndpoint("m", "https://example.com/h", (SecretStr("s"),))
-    m = make(start=False)
+    m = make_dispatcher(start=False)
     outbox = tmp_path / "outbox"
     stop = threading.Event()
     problems: list[str] = []
@@ -579,11 +453,14 @@ def test_writes_are_atomic(tmp_path: Path, make: Any, monkeypatch: pytest.Monkey
 
 
 def test_corrupt_and_stale_files_are_moved_aside(
-    receiver: Receiver, make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    scripted_receiver: Receiver,
+    make_dispatcher: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    route = receiver.route("/c")
-    endpoint = receiver.endpoint("m", "/c")
-    first = make(start=False)
+    route = scripted_receiver.route("/c")
+    endpoint = scripted_receiver.endpoint("m", "/c")
+    first = make_dispatcher(start=False)
     good = first.dispatcher.enqueue(endpoint, "model.degraded", {})
     assert first.dispatcher.stop()
     outbox = tmp_path / "outbox"
@@ -591,7 +468,7 @@ def test_corrupt_and_stale_files_are_moved_aside(
     (outbox / "000000000008-msg_typo.json").write_bytes(b'{"format": 1, "id": 8}')
     (outbox / ".tmp-000000000009-msg_x.json").write_bytes(b"{")
 
-    second = make(endpoint)
+    second = make_dispatcher(endpoint)
     assert second.dispatcher.flush(5.0)
     assert route.accepted == [good]
     corrupt = sorted(p.name for p in (outbox / "dead").iterdir())
@@ -600,9 +477,9 @@ def test_corrupt_and_stale_files_are_moved_aside(
     assert sum("corrupt webhook outbox entry" in r.message for r in caplog.records) == 2
 
 
-def test_event_id_makes_enqueue_idempotent_while_pending(make: Any) -> None:
+def test_event_id_makes_enqueue_idempotent_while_pending(make_dispatcher: Any) -> None:
     endpoint = WebhookEndpoint("m", "https://example.com/h", (SecretStr("s"),))
-    m = make(start=False)
+    m = make_dispatcher(start=False)
     assert (
         m.dispatcher.enqueue(endpoint, "model.degraded", {}, event_id="fraud-1h-42")
         == "fraud-1h-42"
@@ -675,7 +552,7 @@ def test_names_are_checked_by_every_resolved_address(monkeypatch: pytest.MonkeyP
 # --- the example receiver --------------------------------------------------------------------
 
 
-def test_example_receiver_verifies_dedupes_and_prints(make: Any) -> None:
+def test_example_receiver_verifies_dedupes_and_prints(make_dispatcher: Any) -> None:
     command = [sys.executable, "-u", str(EXAMPLE), "--host", "127.0.0.1", "--port", "0"]
     with subprocess.Popen(
         [*command, "--secret", WH_SECRET],
@@ -688,7 +565,7 @@ def test_example_receiver_verifies_dedupes_and_prints(make: Any) -> None:
             url = proc.stderr.readline().split()[-1]
             assert url.startswith("http://127.0.0.1:")
             endpoint = WebhookEndpoint("fraud", url, (SecretStr(WH_SECRET),), allow_private=True)
-            m = make(endpoint)
+            m = make_dispatcher(endpoint)
             msg_id = m.dispatcher.enqueue(endpoint, "model.degraded", {"model": "fraud"})
             assert m.dispatcher.flush(5.0)
             body = build_body("model.degraded", {"model": "fraud"}, time.time())

@@ -9,7 +9,7 @@ import pytest
 from monitor.events import DecodeError, Label, RawRecord
 from monitor.ingest.decode import Decoder
 from monitor.settings import FieldMapping, Settings
-from tests.unit.ingest.test_route_guards import pipeline, record, settings  # noqa: F401
+from tests.support.pipeline_rig import pipeline, record
 
 KAFKA_TS = 1_795_000_000.0
 NOW = 1_796_000_000.0
@@ -86,9 +86,9 @@ def tombstone(topic: str, offset: int) -> RawRecord:
 
 
 def test_tombstones_are_dead_letters_named_empty_and_cost_only_themselves(
-    settings: Settings,  # noqa: F811
+    churn_settings: Settings,
 ) -> None:
-    p, registry = pipeline(settings)
+    p, registry = pipeline(churn_settings)
     good_label = RawRecord(
         "l", 0, 7, 1_795_000_000.0, None, orjson.dumps({"id": "p1", "model": "churn", "label": 1})
     )
@@ -109,8 +109,8 @@ def test_tombstones_are_dead_letters_named_empty_and_cost_only_themselves(
         assert value == 1.0, stream
 
 
-def test_a_batch_of_only_tombstones_applies_nothing(settings: Settings) -> None:  # noqa: F811
-    p, _ = pipeline(settings)
+def test_a_batch_of_only_tombstones_applies_nothing(churn_settings: Settings) -> None:
+    p, _ = pipeline(churn_settings)
     decoded = p.decode([tombstone("p", 0), tombstone("l", 1)])
     assert not decoded.predictions and not decoded.labels
     assert p.apply(decoded) == []

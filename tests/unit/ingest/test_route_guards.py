@@ -5,64 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.events import Prediction, RawRecord
+from monitor.events import Prediction
 from monitor.ingest.route import DETAIL_MAX, Pipeline
-from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import Settings
-from monitor.settings_loader import load_settings
-from monitor.state.model_state import ModelState
-from tests.support.fault_oracle import CATEGORIES, FEATURES, save_reference
-
-NOW = 1_796_000_000.0
-T0 = NOW - 3600
-
-
-@pytest.fixture
-def settings(tmp_path: Any) -> Settings:
-    save_reference(tmp_path / "churn.json")
-    return load_settings(
-        None,
-        overrides={
-            "kafka": {"predictions_topic": "p", "labels_topic": "l"},
-            "models": [
-                {
-                    "name": "churn",
-                    "reference": str(tmp_path / "churn.json"),
-                    "features": FEATURES,
-                    "windows": [{"name": "1h", "length": "1h", "pane": "1m"}],
-                }
-            ],
-        },
-    )
-
-
-def pipeline(settings: Settings) -> tuple[Pipeline, CollectorRegistry]:
-    registry = CollectorRegistry()
-    states = {m.name: ModelState(m, _reference(m.reference)) for m in settings.models}
-    return Pipeline(settings, states, OpsMetrics(registry), wall=lambda: NOW), registry
-
-
-def _reference(path: Any) -> Any:
-    from monitor.reference.profile import ReferenceProfile
-
-    return ReferenceProfile.load(path)
-
-
-def record(i: int, topic: str = "p", **over: object) -> RawRecord:
-    event: dict[str, object] = {
-        "id": f"p{i}",
-        "model": "churn",
-        "timestamp": T0 + i,
-        "features": {"x": 0.1 * i, "c": CATEGORIES[i % 4]},
-        "prediction": i % 2,
-        "score": 0.25 + 0.5 * (i % 2),
-    }
-    event.update(over)
-    return RawRecord(topic, 0, i, T0, None, orjson.dumps(event))
+from tests.support.pipeline_rig import T0, pipeline, record
 
 
 def counted(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -75,9 +24,9 @@ def window_total(p: Pipeline) -> int:
 
 
 def test_a_decoder_that_raises_costs_one_record(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    churn_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    p, registry = pipeline(settings)
+    p, registry = pipeline(churn_settings)
     decode = p._decoder.prediction
 
     def flaky(raw: bytes | None, kafka_ts: float, *, now: float) -> Any:
@@ -105,10 +54,10 @@ class Unhashable(str):
         raise TypeError("unhashable category")
 
 
-def test_an_apply_that_raises_on_one_event_costs_that_event_only(settings: Settings) -> None:
+def test_an_apply_that_raises_on_one_event_costs_that_event_only(churn_settings: Settings) -> None:
     """The batch fails, is applied again one by one: the culprit is dead-lettered, every
     other event is counted exactly once (no duplicates, nothing late, windows exact)."""
-    p, registry = pipeline(settings)
+    p, registry = pipeline(churn_settings)
     batch = p.decode([record(i) for i in range(8)])
     poisoned = batch.predictions["churn", 0][5]
     # Content no decoder produces, planted past it: binning it raises mid-batch.
@@ -125,8 +74,8 @@ def test_an_apply_that_raises_on_one_event_costs_that_event_only(settings: Setti
     assert p.states["churn"].newest_seen == T0 + 7
 
 
-def test_a_failing_add_leaves_the_model_state_as_it_was(settings: Settings) -> None:
-    p, _ = pipeline(settings)
+def test_a_failing_add_leaves_the_model_state_as_it_was(churn_settings: Settings) -> None:
+    p, _ = pipeline(churn_settings)
     p.process([record(i) for i in range(4)])
     state = p.states["churn"]
     before: dict[str, Any] = {}
@@ -143,8 +92,8 @@ def test_a_failing_add_leaves_the_model_state_as_it_was(settings: Settings) -> N
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
-def test_empty_ids_are_dead_letters_not_duplicates_of_each_other(settings: Settings) -> None:
-    p, registry = pipeline(settings)
+def test_empty_ids_are_dead_letters_not_duplicates_of_each_other(churn_settings: Settings) -> None:
+    p, registry = pipeline(churn_settings)
     dead = p.process([record(0, id=""), record(1, id=""), record(2, "l", id="", label=1)])
     assert [(d.stream, d.reason) for d in dead] == [
         ("predictions", "missing_id"),
@@ -155,8 +104,10 @@ def test_empty_ids_are_dead_letters_not_duplicates_of_each_other(settings: Setti
                    stream="predictions") == 0  # fmt: skip
 
 
-def test_a_far_future_event_is_a_dead_letter_and_moves_no_watermark(settings: Settings) -> None:
-    p, registry = pipeline(settings)
+def test_a_far_future_event_is_a_dead_letter_and_moves_no_watermark(
+    churn_settings: Settings,
+) -> None:
+    p, registry = pipeline(churn_settings)
     dead = p.process([record(0), record(1, timestamp=4.0e9), record(2)])
     assert [(d.record.offset, d.reason) for d in dead] == [(1, "future_timestamp")]
     assert p.states["churn"].newest_seen == T0 + 2

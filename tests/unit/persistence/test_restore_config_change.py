@@ -22,7 +22,7 @@ from monitor.persistence.store import StateStore
 from monitor.settings import Settings
 from monitor.settings_loader import load_settings
 from monitor.state.model_state import ModelState
-from tests.unit.persistence.test_store_restore import OFFSETS, World
+from tests.support.restore_world import OFFSETS, World
 
 WINDOW = [{"name": "1h", "length": "1h", "pane": "1m"}]
 

@@ -26,6 +26,7 @@ from monitor.serve.http import HttpServer
 from monitor.serve.web_config import WebConfig, load_web_config
 from monitor.settings import HttpSettings
 from tests.support.tls import Pki, bcrypt_hash, make_pki, write_web_config
+from tests.support.wait import wait_for
 
 PASSWORD = "scrape-pw-123"
 
@@ -104,14 +105,6 @@ def raw_exchange(server: HttpServer, data: bytes) -> bytes:
         while chunk := s.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # --- methods ----------------------------------------------------------------------------------
@@ -275,7 +268,7 @@ def test_a_silent_client_is_closed_after_the_idle_timeout(
     server = serve(idle_timeout=0.2, request_timeout=300)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
         assert closed_by_server(s)
-    wait_until(lambda: server._server.active == 0, "the worker to end")
+    wait_for(lambda: server._server.active == 0, 10.0, "the worker to end", every=0.01)
 
 
 def test_a_silent_tls_client_is_closed_and_never_blocks_the_accept_loop(
@@ -283,7 +276,7 @@ def test_a_silent_tls_client_is_closed_and_never_blocks_the_accept_loop(
 ) -> None:
     server = serve(tls_web(tmp_path, pki), idle_timeout=0.5, max_connections=2)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as silent:
-        wait_until(lambda: server._server.active == 1, "the silent client accepted")
+        wait_for(lambda: server._server.active == 1, 10.0, "the silent client accepted", every=0.01)
         assert request(server, "GET", "/healthz", context=client_context(pki))[0] == 200
         assert closed_by_server(silent)  # its handshake never came
 
@@ -293,13 +286,13 @@ def test_a_slowloris_is_cut_at_the_request_deadline(serve: Callable[..., HttpSer
     server = serve(clock=clock, idle_timeout=300, request_timeout=5)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\n")
-        wait_until(lambda: server._server.active == 1, "the connection accepted")
+        wait_for(lambda: server._server.active == 1, 10.0, "the connection accepted", every=0.01)
         for header in (b"X-A: 1\r\n", b"X-B: 2\r\n"):  # a byte now and then: never idle
             s.sendall(header)
         assert select.select([s], [], [], 0.2)[0] == [], "still open before the deadline"
         clock.now += 5
         assert closed_by_server(s)
-    wait_until(lambda: server._server.active == 0, "the worker to end")
+    wait_for(lambda: server._server.active == 0, 10.0, "the worker to end", every=0.01)
 
 
 def workers() -> int:
@@ -310,7 +303,7 @@ def test_at_most_max_connections_workers_the_rest_wait(serve: Callable[..., Http
     server = serve(idle_timeout=300, request_timeout=300, max_connections=2)
     before = workers()
     holders = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(2)]
-    wait_until(lambda: server._server.active == 2, "both holders accepted")
+    wait_for(lambda: server._server.active == 2, 10.0, "both holders accepted", every=0.01)
     waiting = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(8)]
     for s in waiting:
         s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")

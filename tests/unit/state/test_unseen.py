@@ -11,29 +11,12 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.events import Prediction
-from monitor.reference.build import build_reference
-from monitor.reference.profile import ReferenceProfile
 from monitor.serve.collector import SnapshotCollector
 from monitor.settings import ModelSettings, PolicySettings, WindowSpec
 from monitor.state.evaluate import evaluate
 from monitor.state.model_state import ModelState
 from monitor.state.unseen import MAX_VALUE_CHARS, UnseenPanes
-
-T0 = 1_800_000_000.0  # a whole number of minutes
-
-
-def reference() -> ReferenceProfile:
-    rng = np.random.default_rng(0)
-    columns: dict[str, list[object]] = {
-        "country": rng.choice(["DE", "FR", "IT"], 3000).tolist(),
-        "amount": rng.normal(0, 1, 3000).tolist(),
-        "prediction": rng.integers(0, 2, 3000).tolist(),
-        "score": rng.uniform(0, 1, 3000).tolist(),
-    }
-    return build_reference(
-        "m", "binary_classification", columns, {"country": "categorical", "amount": "numeric"}
-    )
+from tests.support.unseen_data import T0, batch, reference
 
 
 def model_state() -> ModelState:
@@ -45,15 +28,6 @@ def model_state() -> ModelState:
         policy=PolicySettings(min_samples=10),
     )
     return ModelState(cfg, reference())
-
-
-def batch(countries: list[str], t0: float, first_id: int = 0) -> list[Prediction]:
-    return [
-        Prediction(
-            str(first_id + i), "m", "v1", t0 + i * 0.01, {"country": c, "amount": 0.5}, 1, 0.7
-        )
-        for i, c in enumerate(countries)
-    ]
 
 
 def zipf_countries(n: int, seed: int) -> list[str]:
