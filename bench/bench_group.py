@@ -761,6 +761,11 @@ def main() -> None:
         print(f"  {line}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM too: the replicas and the broker are stopped on the way out
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):
         main()
