@@ -16,7 +16,7 @@ MUTATE_JOBS ?= 2
 MUTATE_ARGS ?=
 MUTATE_MIN ?= 0
 
-.PHONY: demo test lint typecheck pytest bench fuzz mutate clean
+.PHONY: demo test lint typecheck pytest bench bench-group fuzz mutate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(PY) bench/bench_core.py
 	$(PY) bench/bench_stats.py
+
+# Group mode (issue 15's targets): several real `modelmon run` replicas on the embedded broker,
+# ~15 min with the defaults; BENCH_GROUP_ARGS e.g. --runs 1 --only traffic,failover
+BENCH_GROUP_ARGS ?=
+bench-group: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(PY) bench/bench_group.py $(BENCH_GROUP_ARGS)
 
 # Coverage-guided decoder fuzzing with atheris (the `fuzz` extra), FUZZ_SECONDS long; a crash
 # stops it and leaves the input in .fuzz/crash-*. Not part of `make test` (hypothesis is).
