@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.events import Offsets
+from monitor.group.panes import PaneLookup, digest
 from monitor.group.records import (
     BASE_EVERY,
     POLICY_KEY,
@@ -36,6 +37,7 @@ from monitor.group.records import (
     encode_shard,
     is_base,
     journal_key,
+    listed,
     parse_key,
     shard_key,
 )
@@ -86,6 +88,10 @@ class Coordinator:
         #: Per owned partition, what its last flush covered: input offsets, caught up.
         self._flushed: dict[int, tuple[int | None, int | None, bool]] = {}
         self._seen: dict[int, _Seen] = {}
+        #: The latest value of every pane record read (all partitions: the global windows).
+        self._panes: dict[bytes, bytes] = {}
+        #: Per owned partition, the digest of each pane record last published.
+        self._pane_digests: dict[int, dict[bytes, str]] = {}
         self._policy: bytes | None = None
         self._read_lock = threading.Lock()
         self.acting = False
@@ -123,6 +129,11 @@ class Coordinator:
                 kind, partition, _ = parse_key(key)
                 if kind == "S" and value is not None:
                     self._seen[partition] = _Seen(offset, value)
+                elif kind == "W":
+                    if value is None:
+                        self._panes.pop(key, None)
+                    else:
+                        self._panes[key] = value
                 elif kind == "P":
                     self._policy = value
         return len(records)
@@ -152,6 +163,7 @@ class Coordinator:
         taken: dict[int, dict[str, dict[str, Any]]] = {}
         records: list[tuple[bytes, bytes | None]] = []
         bases: list[tuple[int, int]] = []
+        digests: dict[int, dict[bytes, str]] = {}
         marks: dict[int, tuple[int | None, int | None, bool]] = {}
         caught_up = self.caught_up()
         with self._lock:
@@ -181,8 +193,14 @@ class Coordinator:
                     )
                 if base:
                     bases.append((p, seq))
-                shard = encode_shard(p, states, mine, seq, self.member, caught_up)
-                records.append((shard_key(p), shard))
+                encoded = encode_shard(p, states, mine, seq, self.member, caught_up)
+                sent = self._pane_digests.get(p, {})
+                now = encoded.digests
+                # Only the panes that moved; those that slid out go as tombstones.
+                records.extend((k, encoded.panes[k]) for k, d in now.items() if sent.get(k) != d)
+                records.extend((k, None) for k in sent.keys() - now.keys())
+                digests[p] = now
+                records.append((shard_key(p), encoded.shard))
                 marks[p] = mark
         if records:
             try:
@@ -197,6 +215,7 @@ class Coordinator:
                 raise
             self._flushed.update(marks)
             self._based.update(bases)
+            self._pane_digests.update(digests)
         published = {
             p for p, m in self._flushed.items() if p in self.owned and m[:2] != (None, None)
         }
@@ -222,6 +241,7 @@ class Coordinator:
                 if p not in owned:  # memory follows what is owned now, not what ever was
                     del self.live[p]
                     self._flushed.pop(p, None)
+                    self._pane_digests.pop(p, None)
             for p in sorted(owned):
                 seen = self._seen.get(p)
                 if seen is not None:
@@ -241,12 +261,17 @@ class Coordinator:
 
     def _take_over(self, p: int, seen: _Seen) -> Shard:
         """Partition ``p`` rebuilt from its latest state record and the journals it names."""
-        head = decode_shard(seen.raw, self._templates)
+        head_seq, panes = listed(seen.raw)
         widths = {n: t.perf.join.proba_width for n, t in self._templates.items()}
         latest: dict[int, bytes] = {}
+        # A pane record written after the state record (a flush cut short) is newer than the
+        # state: the version whose digest the state lists is the one that fits its offsets.
+        versions: dict[tuple[bytes, str], bytes] = {}
         for key, value, _ in self._topic.scan(seen.offset):
             kind, part, seq = parse_key(key)
-            if kind == "J" and part == p and seq <= head.seq:
+            if key in panes and value is not None and _digest_or_none(value) == panes[key]:
+                versions[key, panes[key]] = value
+            if kind == "J" and part == p and seq <= head_seq:
                 if value is None:  # a tombstone: replaced by a base
                     latest.pop(seq, None)
                 else:
@@ -254,11 +279,14 @@ class Coordinator:
         bases = [s for s in latest if is_base(latest[s])]
         start = max(bases, default=0)
         journals = [decode_journal(latest[s], widths) for s in sorted(latest) if s >= start]
-        shard = decode_shard(seen.raw, self._templates, journals)
+        shard = decode_shard(
+            seen.raw, self._templates, journals, lambda key, d: versions.get((key, d))
+        )
         for st in shard.states.values():
             st.perf.join.journal = JoinJournal(st.perf.join.proba_width)
         self.live[p] = shard.states
         self._seq[p] = shard.seq
+        self._pane_digests[p] = panes
         offsets = shard.offsets
         self._flushed[p] = (offsets.get((self._pred, p)), offsets.get((self._labels, p)), False)
         log.info(
@@ -269,6 +297,11 @@ class Coordinator:
             len(journals),
         )
         return shard
+
+    def _pane_lookup(self) -> PaneLookup:
+        """The latest pane records read (a newer pane than its state record is harmless for an
+        evaluation: at most one flush ahead)."""
+        return lambda key, _d: self._panes.get(key)
 
     def _set_acting(self, acting: bool) -> None:
         if acting and not self.acting:
@@ -299,7 +332,7 @@ class Coordinator:
                 continue
             if s.decoded is None:
                 try:
-                    s.decoded = decode_shard(s.raw, self._templates)
+                    s.decoded = decode_shard(s.raw, self._templates, lookup=self._pane_lookup())
                 except Exception as exc:  # a record is input: one bad one costs its partition
                     log.error("state record of partition %d unusable: %s", p, exc)
                     continue
@@ -313,3 +346,10 @@ class Coordinator:
 
     def close(self) -> None:
         self._topic.close()
+
+
+def _digest_or_none(value: bytes) -> str | None:
+    try:
+        return digest(value)
+    except (CheckpointError, ValueError):  # a malformed record is no candidate
+        return None

@@ -8,7 +8,10 @@ Keys (one topic partition, so every record keeps its order):
   (see :mod:`monitor.state.join_journal`), or every row (a *base*, every
   :data:`BASE_EVERY` flushes, after which the older ones are deleted by tombstones); an ``S``
   record names the last ``seq`` it includes;
-* ``P``: the acting replica's policy state.
+* ``W/<partition>/<model>/<window>/<pane>``: one pane of a window (see
+  :mod:`monitor.group.panes`), published when it changed; the ``S`` record lists the live
+  panes with the digest of their content;
+* ``P``: the acting replica's policy state and the webhooks it has not yet delivered.
 
 Values are :func:`monitor.persistence.checkpoint.pack` payloads, read as untrusted input.
 """
@@ -17,12 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.events import Offsets
+from monitor.group.panes import (
+    PaneLookup,
+    join_windows,
+    pane_key,
+    parse_pane_key,
+    split_windows,
+)
 from monitor.persistence.checkpoint import pack, unpack
 from monitor.state import restore_checks as checks
 from monitor.state.join_journal import COLUMNS, fold
@@ -45,6 +56,8 @@ def journal_key(partition: int, seq: int) -> bytes:
 
 def parse_key(key: bytes | None) -> tuple[str, int, int]:
     """``(kind, partition, seq)``; kind ``"?"`` for a key this version does not write."""
+    if (pane := parse_pane_key(key)) is not None:
+        return "W", pane[0], 0
     try:
         parts = (key or b"").decode("ascii").split("/")
         if parts[0] == "S" and len(parts) == 2:
@@ -53,9 +66,24 @@ def parse_key(key: bytes | None) -> tuple[str, int, int]:
             return "J", int(parts[1]), int(parts[2])
         if parts == ["P"]:
             return "P", -1, 0
+
     except (UnicodeDecodeError, ValueError):
         pass
     return "?", -1, 0
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A partition's ``S`` record and the value of every live pane's ``W`` record."""
+
+    shard: bytes
+    panes: dict[bytes, bytes]
+    digests: dict[bytes, str]  # of each pane's content: what changed since the last flush
+
+
+def lookup_in(panes: Mapping[bytes, bytes]) -> PaneLookup:
+    """A pane lookup over ``{key: value}`` (the latest value of each key, whatever digest)."""
+    return lambda key, _digest: panes.get(key)
 
 
 def encode_shard(
@@ -65,13 +93,25 @@ def encode_shard(
     seq: int,
     owner: str,
     caught_up: bool = True,
-) -> bytes:
+) -> Encoded:
     """One input partition's state (call under the ingest lock: it reads live arrays).
 
     ``caught_up``: whether its owner had read the input to its end (the acting replica holds
     the policy while any partition is still replaying a backlog)."""
     arrays: dict[str, npt.NDArray[Any]] = {}
-    models = {name: st.to_state(arrays, f"m.{name}") for name, st in states.items()}
+    models: dict[str, Any] = {}
+    panes: dict[bytes, bytes] = {}
+    digests: dict[bytes, str] = {}
+    for name, st in states.items():
+        model = st.to_state(arrays, f"m.{name}")
+        listing: dict[str, dict[str, str]] = {}
+        for window, values in split_windows(model, arrays, f"m.{name}").items():
+            listing[window] = {str(pid): d for pid, (d, _) in values.items()}
+            for pid, (d, v) in values.items():
+                panes[pane_key(partition, name, window, pid)] = v
+                digests[pane_key(partition, name, window, pid)] = d
+        model["panes"] = listing
+        models[name] = model
     # The join's rows travel in the journal records, not in every flush.
     arrays = {k: v for k, v in arrays.items() if _JOIN not in k}
     meta = {
@@ -82,7 +122,7 @@ def encode_shard(
         "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
         "models": models,
     }
-    return pack(meta, arrays)
+    return Encoded(pack(meta, arrays), panes, digests)
 
 
 def encode_journal(
@@ -150,15 +190,31 @@ class Shard:
     caught_up: bool = True
 
 
+def listed(raw: bytes) -> tuple[int, dict[bytes, str]]:
+    """An ``S`` record's journal seq and the pane records it lists: ``{key: digest}``."""
+    meta, _ = unpack(raw, "shard record")
+    part = checks.integer(meta.get("partition"), "shard partition", minimum=0)
+    out: dict[bytes, str] = {}
+    for name, model in checks.mapping(meta.get("models"), "shard models").items():
+        panes = checks.mapping(checks.mapping(model, "shard model").get("panes", {}), "panes")
+        for window, listing in panes.items():
+            for pid, d in checks.mapping(listing, "pane listing").items():
+                out[pane_key(part, name, window, checks.integer(int(pid), "pane"))] = str(d)
+    return checks.integer(meta.get("journal"), "shard journal seq", minimum=0), out
+
+
 def decode_shard(
     raw: bytes,
     templates: Mapping[str, ModelState],
     journals: Iterable[dict[str, dict[str, Any]]] = (),
+    lookup: PaneLookup = lambda key, digest: None,
 ) -> Shard:
-    """Rebuild a partition's states from its ``S`` record (and, for a new owner, its join from
-    the journal records up to the record's ``seq``, oldest first). ``templates`` give each
-    model's config and reference. Raises ValueError/CheckpointError if it does not fit."""
+    """Rebuild a partition's states from its ``S`` record, the pane records it lists
+    (``lookup``) and, for a new owner, its join from the journal records up to the record's
+    ``seq``, oldest first. ``templates`` give each model's config and reference. Raises
+    ValueError/CheckpointError if it does not fit."""
     meta, arrays = unpack(raw, "shard record")
+    part = checks.integer(meta.get("partition"), "shard partition", minimum=0)
     models = checks.mapping(meta.get("models"), "shard models")
     entries: dict[str, list[dict[str, Any]]] = {name: [] for name in templates}
     for journal in journals:
@@ -173,7 +229,16 @@ def decode_shard(
             rows = fold(entries[name], width)
             for col in COLUMNS:
                 arrays[f"m.{name}{_JOIN}{col}"] = rows[col]
-            st.load_state(models[name], arrays, f"m.{name}")
+            model = checks.mapping(models[name], f"shard model {name}")
+            join_windows(
+                model,
+                arrays,
+                f"m.{name}",
+                model.get("panes", {}),
+                lookup,
+                partial(pane_key, part, name),
+            )
+            st.load_state(model, arrays, f"m.{name}")
         states[name] = st
     offsets: Offsets = {}
     for row in checks.sequence(meta.get("offsets"), "shard offsets"):
@@ -181,7 +246,7 @@ def decode_shard(
         key = (checks.text(topic, "topic"), checks.integer(partition, "partition", minimum=0))
         offsets[key] = checks.integer(offset, "offset", minimum=0)
     return Shard(
-        partition=checks.integer(meta.get("partition"), "shard partition", minimum=0),
+        partition=part,
         seq=checks.integer(meta.get("journal"), "shard journal seq", minimum=0),
         owner=checks.text(meta.get("owner"), "shard owner"),
         offsets=offsets,

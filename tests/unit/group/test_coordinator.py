@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.events import Label
 from monitor.group.coordinator import Coordinator
+from monitor.group.panes import digest
 from monitor.group.records import POLICY_KEY, parse_key
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.state.model_state import ModelState
@@ -27,12 +28,12 @@ class FakeTopic:
         self.fail = False
         self._pos = 0
 
-    def publish(self, records: list[tuple[bytes, bytes]]) -> int:
+    def publish(self, records: list[tuple[bytes, bytes | None]]) -> int:
         if self.fail:
             raise OSError("broker away")
         for k, v in records:
             self.records.append((k, v, len(self.records)))
-        return sum(len(k) + len(v) for k, v in records)
+        return sum(len(k) + len(v or b"") for k, v in records)
 
     def read(self, timeout: float = 0.0) -> list[tuple[bytes, bytes | None, int]]:
         out = self.records[self._pos :]
@@ -83,19 +84,28 @@ def test_flush_publishes_journal_then_state_and_a_failed_one_is_republished() ->
     feed(a, 1, PREDS[20:30])
     offsets = {(PRED, 0): 20, (PRED, 1): 10}
     assert a.flush(lambda: offsets) == offsets
-    assert [parse_key(k)[:2] for k, _, _ in topic.records] == [
-        ("J", 0),
-        ("S", 0),
-        ("J", 1),
-        ("S", 1),
-    ]
+    kinds = [parse_key(k)[:2] for k, _, _ in topic.records]
+    # Per partition: its journal, its panes (the windows, one record per pane), its state.
+    assert [k for k in kinds if k[0] != "W"] == [("J", 0), ("S", 0), ("J", 1), ("S", 1)]
+    for part in (0, 1):
+        j, s = kinds.index(("J", part)), kinds.index(("S", part))
+        between = kinds[j + 1 : s]
+        assert between and set(between) == {("W", part)}
     n = len(topic.records)
     assert a.flush(lambda: offsets) == offsets and len(topic.records) == n  # nothing moved
     feed(a, 0, PREDS[30:40])
+    before = len(topic.records)
     topic.fail = True
     assert a.flush(lambda: {**offsets, (PRED, 0): 30}) == {}
     topic.fail = False
     assert a.flush(lambda: {**offsets, (PRED, 0): 30}) == {**offsets, (PRED, 0): 30}
+    # Only the panes that moved go again; those that slid out of the window go as tombstones.
+    first = {k: digest(v) for k, v, _ in topic.records[:n] if v and parse_key(k)[:2] == ("W", 0)}
+    again = topic.records[before:]
+    assert parse_key(again[0][0])[0] == "J" and parse_key(again[-1][0])[0] == "S"
+    panes = [(k, v) for k, v, _ in again if parse_key(k)[0] == "W"]
+    assert panes and all(k not in first or digest(v) != first[k] for k, v in panes if v)
+    assert all(k in first for k, v in panes if v is None)
     # A new owner of partition 0 rebuilds it: the requeued journal entries are not lost.
     b = replica(topic, "b")
     resume = b.on_assign([(PRED, 0), (LAB, 0)])

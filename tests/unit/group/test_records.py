@@ -27,6 +27,7 @@ from monitor.group.records import (
     encode_journal,
     encode_shard,
     journal_key,
+    lookup_in,
     parse_key,
     shard_key,
 )
@@ -62,14 +63,21 @@ def live_shard() -> tuple[ModelState, list[dict[str, Any]]]:
     return state, takes
 
 
+def _decode(raw: bytes, templates: Any, journals: Any = ()) -> Any:
+    """decode_shard with the pane records encode_shard made for ``RAW`` (a test that crafts
+    an S record keeps its pane listing, so the same panes serve)."""
+    return decode_shard(raw, templates, journals, lookup_in(PANES))
+
+
 LIVE, TAKES = live_shard()
-RAW = encode_shard(2, {"m": LIVE}, OFFSETS, 2, "replica-a")
+ENCODED = encode_shard(2, {"m": LIVE}, OFFSETS, 2, "replica-a")
+RAW, PANES = ENCODED.shard, ENCODED.panes
 JOURNALS = [encode_journal(2, seq, {"m": t}) for seq, t in enumerate(TAKES, start=1)]
 
 
 def test_a_shard_and_its_journals_round_trip_exactly() -> None:
     journals = [decode_journal(raw, WIDTHS) for raw in JOURNALS]
-    shard = decode_shard(RAW, templates(), journals)
+    shard = _decode(RAW, templates(), journals)
     assert (shard.partition, shard.seq, shard.owner, shard.offsets) == (2, 2, "replica-a", OFFSETS)
     got = shard.states["m"]
     for vg, vw in zip(got.views(), LIVE.views(), strict=True):
@@ -90,7 +98,7 @@ def test_a_shard_and_its_journals_round_trip_exactly() -> None:
 def test_a_shard_without_its_journals_has_windows_but_no_join_rows() -> None:
     # Every replica reads the S records for the global windows; only a new owner folds the
     # journals (the join's rows never travel in an S record).
-    shard = decode_shard(RAW, templates())
+    shard = _decode(RAW, templates())
     assert [v.total.tolist() for v in shard.states["m"].views()] == [
         v.total.tolist() for v in LIVE.views()
     ]
@@ -102,7 +110,7 @@ def test_a_shard_without_its_journals_has_windows_but_no_join_rows() -> None:
 def test_a_model_the_record_does_not_hold_starts_empty_and_one_not_configured_is_skipped() -> None:
     meta, arrays = unpack(RAW, "test")
     meta["models"] = {"gone": meta["models"]["m"]}
-    shard = decode_shard(pack(meta, arrays), templates())
+    shard = _decode(pack(meta, arrays), templates())
     assert set(shard.states) == {"m"}
     assert all(v.total.sum() == 0 for v in shard.states["m"].views())
     journal = decode_journal(encode_journal(2, 1, {"gone": TAKES[0]}), WIDTHS)
@@ -133,7 +141,7 @@ def test_keys_this_version_does_not_write_are_unknown(key: bytes | None) -> None
 
 
 def decode_both(raw: bytes) -> None:
-    decode_shard(raw, templates(), [decode_journal(j, WIDTHS) for j in JOURNALS])
+    _decode(raw, templates(), [decode_journal(j, WIDTHS) for j in JOURNALS])
 
 
 @pytest.mark.parametrize("which", ["shard", "journal"])
@@ -150,7 +158,7 @@ def test_flipped_bytes_are_refused_or_decoded_never_anything_else(which: str) ->
         flipped[pos] ^= 0x41
         try:
             if which == "shard":
-                decode_shard(bytes(flipped), templates())
+                _decode(bytes(flipped), templates())
             else:
                 decode_journal(bytes(flipped), WIDTHS)
         except Refused:
@@ -161,7 +169,7 @@ def test_flipped_bytes_are_refused_or_decoded_never_anything_else(which: str) ->
 @pytest.mark.parametrize("keep", [0, 4, 100, len(RAW) // 2, len(RAW) - 1])
 def test_a_truncated_record_is_refused(keep: int) -> None:
     with pytest.raises(Refused):
-        decode_shard(RAW[:keep], templates())
+        _decode(RAW[:keep], templates())
     with pytest.raises(Refused):
         decode_journal(JOURNALS[0][: min(keep, len(JOURNALS[0]) - 1)], WIDTHS)
 
@@ -172,16 +180,39 @@ def _edit_shard(change: Any) -> bytes:
     return pack(meta, arrays)
 
 
-SLOTS = "m.m.w.5m.slots"
+#: A pane of the 5m window that holds counts: the windows travel one record per pane.
+PANE = next(k for k in PANES if b"/5m/" in k and "counts" in unpack(PANES[k], "test")[1])
+
+
+def _with_pane(value: bytes) -> Any:
+    return lambda key, _digest: value if key == PANE else PANES.get(key)
 
 
 @pytest.mark.parametrize(
     "change",
     [
-        lambda m, a: a.__setitem__(SLOTS, a[SLOTS][:, :-1]),  # wrong shape
-        lambda m, a: a.__setitem__(SLOTS, a[SLOTS].astype(np.int64)),  # wrong dtype
-        lambda m, a: a.__setitem__(SLOTS, -a[SLOTS] - 1),  # negative counts
-        lambda m, a: a.pop(SLOTS),  # missing
+        lambda m, a: a.__setitem__("counts", a["counts"][:-1]),  # wrong shape
+        lambda m, a: a.__setitem__("counts", a["counts"].astype(np.int64)),  # wrong dtype
+        lambda m, a: a.__setitem__("counts", -a["counts"] - 1),  # negative counts
+        lambda m, a: m.__setitem__("acc", {"n_classes": 99}),  # an accumulator of another model
+        lambda m, a: m.__setitem__("unseen", [1, 2]),  # not a summary per feature
+    ],
+)
+def test_a_crafted_pane_is_refused(change: Any) -> None:
+    meta, arrays = unpack(PANES[PANE], "test")
+    change(meta, arrays)
+    with pytest.raises(Refused):
+        decode_shard(RAW, templates(), (), _with_pane(pack(meta, arrays)))
+
+
+def test_a_pane_the_state_lists_but_nobody_wrote_is_refused() -> None:
+    with pytest.raises(ValueError, match="missing"):
+        decode_shard(RAW, templates(), (), lambda key, _d: None if key == PANE else PANES[key])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
         lambda m, a: m.pop("models"),
         lambda m, a: m.__setitem__("models", {"m": []}),
         lambda m, a: m["models"]["m"].pop("windows"),
@@ -199,7 +230,7 @@ SLOTS = "m.m.w.5m.slots"
 )
 def test_a_crafted_shard_is_refused(change: Any) -> None:
     with pytest.raises(Refused):
-        decode_shard(_edit_shard(change), templates())
+        _decode(_edit_shard(change), templates())
 
 
 def _edit_journal(change: Any) -> bytes:
@@ -236,10 +267,10 @@ def _npy_declaring(shape: tuple[int, ...], dtype: str, body: bytes) -> bytes:
     return buf.getvalue() + body
 
 
-@pytest.mark.parametrize("which", ["shard", "journal"])
+@pytest.mark.parametrize("which", ["pane", "journal"])
 def test_a_declared_size_is_never_allocated(which: str) -> None:
-    raw = RAW if which == "shard" else JOURNALS[0]
-    member = SLOTS if which == "shard" else "m.m.keys"
+    raw = PANES[PANE] if which == "pane" else JOURNALS[0]
+    member = "counts" if which == "pane" else "m.m.keys"
     source = zipfile.ZipFile(io.BytesIO(raw))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as out:
@@ -251,8 +282,8 @@ def test_a_declared_size_is_never_allocated(which: str) -> None:
     tracemalloc.start()
     try:
         decode = (
-            (lambda raw: decode_shard(raw, templates()))
-            if which == "shard"
+            (lambda raw: decode_shard(RAW, templates(), (), _with_pane(raw)))
+            if which == "pane"
             else (lambda raw: decode_journal(raw, WIDTHS))
         )
         with pytest.raises(CheckpointError, match="declares shape"):
@@ -268,13 +299,17 @@ SHARD_META, SHARD_ARRAYS = unpack(RAW, "test")
 
 
 @settings(max_examples=120, deadline=None)
-@given(data=st.data(), which=st.sampled_from(["shard", "journal"]))
+@given(data=st.data(), which=st.sampled_from(["shard", "journal", "pane"]))
 def test_any_mutated_value_or_array_is_decoded_or_refused(data: st.DataObject, which: str) -> None:
     """One value of the meta or one array replaced by an arbitrary one: decoding succeeds or
     raises CheckpointError/ValueError."""
-    pristine = (SHARD_META, SHARD_ARRAYS) if which == "shard" else (JOURNAL_META, JOURNAL_ARRAYS)
+    pristine = {
+        "shard": (SHARD_META, SHARD_ARRAYS),
+        "journal": (JOURNAL_META, JOURNAL_ARRAYS),
+        "pane": unpack(PANES[PANE], "test"),
+    }[which]
     meta, arrays = copy.deepcopy(pristine[0]), dict(pristine[1])
-    if data.draw(st.booleans(), label="mutate an array"):
+    if arrays and data.draw(st.booleans(), label="mutate an array"):
         name = data.draw(st.sampled_from(sorted(arrays)), label="array")
         arrays[name] = np.zeros(data.draw(SHAPES, label="shape"), dtype=data.draw(DTYPES))
     else:
@@ -286,7 +321,9 @@ def test_any_mutated_value_or_array_is_decoded_or_refused(data: st.DataObject, w
     raw = pack(meta, arrays)
     try:
         if which == "shard":
-            decode_shard(raw, templates(), [decode_journal(j, WIDTHS) for j in JOURNALS])
+            _decode(raw, templates(), [decode_journal(j, WIDTHS) for j in JOURNALS])
+        elif which == "pane":
+            decode_shard(RAW, templates(), (), _with_pane(raw))
         else:
             decode_journal(raw, WIDTHS)
     except Refused:
