@@ -56,6 +56,24 @@ def digest(value: bytes) -> str:
     return _digest(meta, arrays.get("counts"))
 
 
+#: Counts travel in the narrowest of these that holds the pane's largest: most cells of most
+#: panes count under 256 events, so a pane record is a quarter of its int32 size.
+_NARROW = (np.uint8, np.uint16, np.int32)
+
+
+def _narrow(counts: npt.NDArray[np.int32]) -> npt.NDArray[Any]:
+    top = int(counts.max(initial=0))
+    kind = next(t for t in _NARROW if top <= np.iinfo(t).max)
+    return counts.astype(kind)
+
+
+def _widen(arrays: dict[str, npt.NDArray[Any]], width: int) -> npt.NDArray[np.int32]:
+    found = arrays["counts"]
+    if found.dtype not in {np.dtype(t) for t in _NARROW}:
+        raise ValueError(f"pane counts are {found.dtype}, not one of uint8, uint16, int32")
+    return checks.array(arrays, "counts", found.dtype.type, (width,)).astype(np.int32)
+
+
 def split_windows(
     meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], prefix: str
 ) -> dict[str, dict[int, tuple[str, bytes]]]:
@@ -75,7 +93,7 @@ def split_windows(
         for pid in sorted(rows.keys() | accs.keys() | unseen.keys()):
             counts = slots[rows[pid]] if pid in rows else None
             pane_meta = {"acc": accs.get(pid), "unseen": unseen.get(pid)}
-            value = pack(pane_meta, {} if counts is None else {"counts": counts})
+            value = pack(pane_meta, {} if counts is None else {"counts": _narrow(counts)})
             panes[pid] = (_digest(pane_meta, counts), value)
         out[window] = panes
     return out
@@ -114,7 +132,7 @@ def join_windows(
                 raise ValueError(f"window {window}: the record of pane {pid} is missing")
             pane_meta, pane_arrays = unpack(value, f"pane {pid}")
             if "counts" in pane_arrays:
-                slots[pid % n] = checks.array(pane_arrays, "counts", np.int32, (width,))
+                slots[pid % n] = _widen(pane_arrays, width)
                 ids[pid % n] = pid
             if pane_meta.get("acc") is not None:
                 accs.append([pid, pane_meta["acc"]])

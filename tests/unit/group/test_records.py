@@ -193,7 +193,7 @@ def _with_pane(value: bytes) -> Any:
     [
         lambda m, a: a.__setitem__("counts", a["counts"][:-1]),  # wrong shape
         lambda m, a: a.__setitem__("counts", a["counts"].astype(np.int64)),  # wrong dtype
-        lambda m, a: a.__setitem__("counts", -a["counts"] - 1),  # negative counts
+        lambda m, a: a.__setitem__("counts", -a["counts"].astype(np.int32) - 1),  # negative
         lambda m, a: m.__setitem__("acc", {"n_classes": 99}),  # an accumulator of another model
         lambda m, a: m.__setitem__("unseen", [1, 2]),  # not a summary per feature
     ],
@@ -203,6 +203,19 @@ def test_a_crafted_pane_is_refused(change: Any) -> None:
     change(meta, arrays)
     with pytest.raises(Refused):
         decode_shard(RAW, templates(), (), _with_pane(pack(meta, arrays)))
+
+
+def test_pane_counts_travel_in_the_narrowest_type_and_come_back_exact() -> None:
+    _, arrays = unpack(PANES[PANE], "test")
+    assert arrays["counts"].dtype == np.uint8  # a test pane counts a handful of events a cell
+    state = _decode(RAW, templates()).states["m"]
+    assert [v.total.tolist() for v in state.views()] == [v.total.tolist() for v in LIVE.views()]
+    big = dict(arrays, counts=arrays["counts"].astype(np.int32) + 70_000)
+    meta, _ = unpack(PANES[PANE], "test")
+    got = decode_shard(RAW, templates(), (), _with_pane(pack(meta, big))).states["m"]
+    five = next(v for v in got.views() if v.name == "5m")
+    want = next(v for v in LIVE.views() if v.name == "5m")
+    assert int(five.total.sum()) == int(want.total.sum()) + 70_000 * big["counts"].size
 
 
 def test_a_pane_the_state_lists_but_nobody_wrote_is_refused() -> None:
