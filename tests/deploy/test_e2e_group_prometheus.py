@@ -181,8 +181,15 @@ def test_two_replicas_one_truth_in_prometheus_across_a_handover(
             "modelmon_last_evaluation_timestamp_seconds",
         } <= families, sorted(families)
         assert ACTING not in families
-        assert exported_by("modelmon_feature_psi") == {instance[acting.name]}
-        assert exported_by(ACTING) == set(instance.values())
+        # Prometheus scrapes each replica on its own schedule: both answer within a scrape or two.
+        wait_until(
+            lambda: (
+                exported_by("modelmon_feature_psi") == {instance[acting.name]}
+                and exported_by(ACTING) == set(instance.values())
+            ),
+            timeout=30,
+            what="statistics from the acting replica only, modelmon_acting from both",
+        )
         statistics = statistic_names(families)
         stat_alerts = {
             r["alert"]: r for r in rules() if "alert" in r and metric_names(r["expr"]) & statistics
