@@ -94,6 +94,7 @@ class Coordinator:
         self._pane_digests: dict[int, dict[bytes, str]] = {}
         self._policy: bytes | None = None
         self._read_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self.acting = False
         #: Whether this replica has read its input to the end (set by the app).
         self.caught_up: Callable[[], bool] = lambda: True
@@ -153,7 +154,10 @@ class Coordinator:
         (those of the partitions published, or already published before; none if the
         broker did not take it: the next flush tries again)."""
         try:
-            return self._flush(positions)
+            # One flush at a time: a revocation's (IO thread) must not interleave its records
+            # with the consume thread's, or a journal could land after the state naming it.
+            with self._flush_lock:
+                return self._flush(positions)
         except Exception as exc:
             self._metrics.state_flush_errors.inc()
             log.warning("state flush failed (%s): will retry", exc)
