@@ -22,8 +22,8 @@ import orjson
 
 from monitor.persistence.checkpoint import pack, unpack
 from monitor.state import restore_checks as checks
+from monitor.state.window import EMPTY_PANE
 
-_EMPTY = np.iinfo(np.int64).min  # a free pane slot, as monitor.state.window marks it
 #: (key, digest) → that pane record's value, or None if it is not known.
 PaneLookup = Callable[[bytes, str], bytes | None]
 
@@ -85,7 +85,7 @@ def split_windows(
     for window in meta["windows"]:
         slots = arrays.pop(f"{prefix}.w.{window}.slots")
         ids = arrays.pop(f"{prefix}.w.{window}.pane_ids")
-        rows = {int(ids[r]): r for r in np.flatnonzero(ids != _EMPTY).tolist()}
+        rows = {int(ids[r]): r for r in np.flatnonzero(ids != EMPTY_PANE).tolist()}
         accs = {int(pid): acc for pid, acc in rings[window]["panes"]}
         unseen = {int(pid): sk for pid, sk in meta["unseen"].get(window, [])}
         rings[window]["panes"], meta["unseen"][window] = [], []
@@ -119,7 +119,7 @@ def join_windows(
         n = checks.integer(shape.get("n_panes"), "n_panes", 1, 1_000_000)
         width = checks.integer(shape.get("width"), "width", 0, 100_000_000)
         slots = np.zeros((n, width), np.int32)
-        ids = np.full(n, _EMPTY, np.int64)
+        ids = np.full(n, EMPTY_PANE, np.int64)
         accs: list[list[Any]] = []
         sketches: list[list[Any]] = []
         listed = checks.mapping(listing.get(window, {}), f"panes of {window}")

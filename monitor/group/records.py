@@ -81,11 +81,6 @@ class Encoded:
     digests: dict[bytes, str]  # of each pane's content: what changed since the last flush
 
 
-def lookup_in(panes: Mapping[bytes, bytes]) -> PaneLookup:
-    """A pane lookup over ``{key: value}`` (the latest value of each key, whatever digest)."""
-    return lambda key, _digest: panes.get(key)
-
-
 def encode_shard(
     partition: int,
     states: Mapping[str, ModelState],

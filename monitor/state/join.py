@@ -234,7 +234,7 @@ class LabelJoin:
                 continue
             found.append((p_ts, p_pred, p_proba, float(y[i]), float(ts[i]) - p_ts))
             if self.journal is not None:
-                self.journal.joined.append(k)
+                self.journal.joined[k] = None
         counts.joined = len(found)
         pairs = Pairs(
             np.array([f[0] for f in found], dtype=np.float64),

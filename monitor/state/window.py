@@ -24,6 +24,8 @@ from monitor.state import restore_checks as checks
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 _EMPTY = np.iinfo(np.int64).min
+#: The pane id of a free slot (public for the state topic's pane records).
+EMPTY_PANE = _EMPTY
 
 
 def accept_on_time(

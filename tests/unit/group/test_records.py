@@ -27,7 +27,6 @@ from monitor.group.records import (
     encode_journal,
     encode_shard,
     journal_key,
-    lookup_in,
     parse_key,
     shard_key,
 )
@@ -61,6 +60,11 @@ def live_shard() -> tuple[ModelState, list[dict[str, Any]]]:
     state.add_labels([label_of(p, 11) for p in preds[60:90]])
     takes.append(state.perf.join.journal.take())
     return state, takes
+
+
+def lookup_in(panes: dict[bytes, bytes]) -> Any:
+    """A pane lookup over ``{key: value}`` (the latest value of each key, whatever digest)."""
+    return lambda key, _digest: panes.get(key)
 
 
 def _decode(raw: bytes, templates: Any, journals: Any = ()) -> Any:
