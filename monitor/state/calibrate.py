@@ -2,7 +2,7 @@
 
 Under no drift a window of ``n`` predictions is ``n`` draws from the reference's own bin
 frequencies, so its counts are a multinomial draw. Drawing ``resamples`` such windows and
-computing on each exactly what the daemon computes (:func:`monitor.state.evaluate.feature_drift`,
+computing on each exactly what the daemon computes (:class:`monitor.state.drift_plan.DriftPlan`,
 which calls :mod:`monitor.stats.drift`) gives the spread of PSI and of the effect size (KS D for
 numeric features, Jensen-Shannon distance for categorical ones) that noise alone produces at
 that window size. The threshold for a false-alarm rate ``r`` per evaluation is the
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from monitor.state.evaluate import feature_drift
+from monitor.reference.bins import NumericProfile
+from monitor.state.drift_plan import DriftPlan
 from monitor.state.layout import EXTRA_CELLS, PREDICTION, Slot
 from monitor.vocabulary import FeatureKind
 
@@ -60,15 +61,12 @@ def null_statistics(
     draws = rng.multinomial(events, ref / ref.sum(), size=resamples)
     zeros = np.zeros((resamples, EXTRA_CELLS), dtype=np.int64)
     cells = np.concatenate((draws.astype(np.int64), zeros), axis=1)
-    local = Slot(slot.name, slot.profile, 0)
-    psi = np.empty(resamples)
-    effect = np.empty(resamples)
-    for i in range(resamples):
-        drift, _ = feature_drift(local, cells[i])
-        psi[i] = drift.psi
-        size = drift.effect_size
-        effect[i] = math.nan if size is None else size
-    return psi, effect
+    # One plan slot per resample, side by side: every resample in one evaluation.
+    width = cells.shape[1]
+    plan = DriftPlan([Slot(slot.name, slot.profile, i * width) for i in range(resamples)])
+    cols = plan.evaluate(cells.ravel())
+    effect = cols.ks_statistic if isinstance(slot.profile, NumericProfile) else cols.js_distance
+    return cols.psi, effect
 
 
 def upper_threshold(values: npt.ArrayLike, rate: float, inclusive: bool = False) -> float:

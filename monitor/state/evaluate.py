@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
 from monitor.reference.bins import NumericProfile
+from monitor.settings import PolicySettings
 from monitor.snapshot import (
     FeatureDrift,
+    FeatureQuality,
     ModelResult,
     Snapshot,
     UnseenCategories,
     UnseenValue,
     WindowResult,
 )
+from monitor.state.drift_plan import DriftPlan, FloatArray
 from monitor.state.layout import PREDICTION, Slot, drift_counts
 from monitor.state.model_state import ModelState
-from monitor.state.quality import reference_quality, window_quality
 from monitor.state.window import IntArray, WindowView
-from monitor.stats.drift import (
-    benjamini_hochberg,
-    chi2_two_sample,
-    coarsen,
-    js_distance,
-    ks_binned,
-    psi,
-)
+from monitor.stats.drift import coarsen, psi
+from monitor.stats.fdr import benjamini_hochberg
 
 
 def _psi_counts(slot: Slot, counts: IntArray) -> tuple[IntArray, IntArray]:
-    """Coarse PSI bins for a numeric feature, all bins for a categorical one."""
+    """Coarse PSI bins for a numeric slot, all bins for a categorical one."""
     ref = slot.profile.counts
     if isinstance(slot.profile, NumericProfile):
         # The missing bin rides along as an extra PSI bin: empty on both sides it adds 0.
@@ -43,41 +38,80 @@ def _psi_counts(slot: Slot, counts: IntArray) -> tuple[IntArray, IntArray]:
     return ref, counts
 
 
-def feature_drift(slot: Slot, cells: IntArray) -> tuple[FeatureDrift, float]:
-    """Drift and data quality of one feature's window cells; returns the p-value for the FDR.
+def _significant(policy: PolicySettings, plan: DriftPlan, pvalues: FloatArray) -> list[bool]:
+    """Each feature's test verdict, after the model's multiple-testing correction."""
+    if policy.fdr == "benjamini_hochberg":
+        return benjamini_hochberg(pvalues, policy.fdr_level)[0].tolist()  # type: ignore[no-any-return]
+    # Each feature tested alone, at its own kind's level (a NaN p-value is never significant).
+    limits = np.array([policy.detection_level(kind) for kind in plan.kinds])
+    return (pvalues < limits).tolist()  # type: ignore[no-any-return]
 
-    ``drift_detected`` is left False: the verdict needs every feature's p-value (see
-    :func:`evaluate_window`).
-    """
-    counts = drift_counts(slot, cells)
-    ref_c, win_c = _psi_counts(slot, counts)
-    chi2 = chi2_two_sample(ref_c, win_c)
-    value = psi(ref_c, win_c)
-    numeric = isinstance(slot.profile, NumericProfile)
-    ks = ks_binned(slot.profile.counts[:-1], counts[:-1]) if numeric else None
-    drift = FeatureDrift(
-        feature=slot.name,
-        kind=slot.kind,
-        count=int(counts.sum()),
-        psi=value,
-        ks_statistic=None if ks is None else ks.statistic,
-        ks_pvalue=None if ks is None else ks.pvalue,
-        ks_bound=slot.profile.ks_bound if isinstance(slot.profile, NumericProfile) else None,
-        chi2_pvalue=chi2.pvalue,
-        drift_detected=False,
-        js_distance=None if numeric else js_distance(ref_c, win_c),
-        quality=window_quality(slot, cells),
-        reference_quality=reference_quality(slot.profile),
+
+def feature_drifts(
+    plan: DriftPlan,
+    total: IntArray,
+    policy: PolicySettings,
+    unseen: Mapping[str, tuple[list[tuple[str, int]], int]],
+) -> tuple[FeatureDrift, ...]:
+    """Drift, data quality and the drift verdict of every slot of ``plan`` over ``total``."""
+    cols = plan.evaluate(total)
+    significant = _significant(policy, plan, cols.pvalue)
+    # One tolist per column: Python floats without a numpy scalar per feature and statistic.
+    count, psi_, ks_d, ks_p, chi2_p, js, missing, mismatch, outside, unseen_ratio = (
+        c.tolist()
+        for c in (
+            cols.count,
+            cols.psi,
+            cols.ks_statistic,
+            cols.ks_pvalue,
+            cols.chi2_pvalue,
+            cols.js_distance,
+            cols.missing,
+            cols.type_mismatch,
+            cols.out_of_range,
+            cols.unseen,
+        )
     )
-    return drift, chi2.pvalue if ks is None else ks.pvalue
+    drifts = []
+    for i, (name, kind, ks_bound) in enumerate(
+        zip(plan.names, plan.kinds, plan.ks_bounds, strict=True)
+    ):
+        numeric = ks_bound is not None
+        found = unseen.get(name)
+        drifts.append(
+            FeatureDrift(
+                name,
+                kind,
+                count[i],
+                psi_[i],
+                ks_d[i] if numeric else None,
+                ks_p[i] if numeric else None,
+                ks_bound,
+                chi2_p[i],
+                policy.drifted(kind, significant[i], ks_d[i] if numeric else js[i]),
+                None if numeric else js[i],
+                FeatureQuality(
+                    missing[i],
+                    mismatch[i],
+                    outside[i] if numeric else None,
+                    None if numeric else unseen_ratio[i],
+                ),
+                plan.reference_quality[i],
+                None
+                if found is None
+                else UnseenCategories(tuple(UnseenValue(v, c) for v, c in found[0]), found[1]),
+            )
+        )
+    return tuple(drifts)
 
 
 def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
     policy = state.cfg.policy
-    feature_slots = [s for s in state.slots if s.name != PREDICTION]
+    plan = state.drift_plan
+    feature_slots = plan.slots
     predictions = (
         int(view.total[feature_slots[0].offset : feature_slots[0].stop].sum())
-        if (feature_slots)
+        if feature_slots
         else 0
     )
     enough = predictions >= policy.min_samples
@@ -94,25 +128,7 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
             performance=performance,
             min_samples=policy.min_samples,
         )
-    drifts: list[FeatureDrift] = []
-    pvalues: list[float] = []
-    for slot in feature_slots:
-        d, p = feature_drift(slot, view.total[slot.offset : slot.stop])
-        if slot.name in view.unseen:
-            top, error = view.unseen[slot.name]
-            values = tuple(UnseenValue(v, c) for v, c in top)
-            d = replace(d, unseen_categories=UnseenCategories(values, error))
-        drifts.append(d)
-        pvalues.append(p)
-    if policy.fdr == "benjamini_hochberg":
-        significant, _ = benjamini_hochberg(np.array(pvalues), policy.fdr_level)
-    else:  # each feature tested alone, at its own kind's level
-        limits = [policy.detection_level(d.kind) for d in drifts]
-        significant = np.array(pvalues) < np.array(limits)
-    drifts = [
-        replace(d, drift_detected=policy.drifted(d.kind, bool(sig), d.effect_size))
-        for d, sig in zip(drifts, significant.tolist(), strict=True)
-    ]
+    drifts = feature_drifts(plan, view.total, policy, view.unseen)
     prediction_psi = None
     pred_slot = next((s for s in state.slots if s.name == PREDICTION), None)
     if pred_slot is not None:
@@ -126,7 +142,7 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         predictions=predictions,
         labels=perf.labels,
         enough_samples=True,
-        features=tuple(drifts),
+        features=drifts,
         prediction_psi=prediction_psi,
         performance=performance,
         min_samples=policy.min_samples,

@@ -1,8 +1,9 @@
 """Data-quality ratios of one feature, from the counts the windows and the reference keep.
 
 No extra pass over the data: a window's ratios come from its slot's cells
-(:mod:`monitor.state.layout`), the reference's from its profile's bins and optional counts
-(:mod:`monitor.reference.bins`). Every ratio's denominator is all the values (missing ones
+(:mod:`monitor.state.layout`; computed for every feature at once by
+:mod:`monitor.state.drift_plan`), the reference's from its profile's bins and optional counts
+(:mod:`monitor.reference.bins`, here). Every ratio's denominator is all the values (missing ones
 included), so the window's and the reference's ratios compare like with like.
 """
 
@@ -12,31 +13,6 @@ import math
 
 from monitor.reference.bins import NumericProfile, Profile
 from monitor.snapshot import FeatureQuality
-from monitor.state.layout import Slot
-from monitor.state.window import IntArray
-
-
-def window_quality(slot: Slot, cells: IntArray) -> FeatureQuality:
-    """Ratios of one window's values: missing, type mismatch, out of range or unseen.
-
-    >>> import numpy as np
-    >>> p = NumericProfile(np.array([1.0]), np.zeros(3, np.int64), np.zeros(2, np.int64), 0.0)
-    >>> window_quality(Slot("x", p, 0), np.array([5, 2, 1, 1, 1]))  # bins 0, 1, missing; cells
-    FeatureQuality(missing=0.1, type_mismatch=0.1, out_of_range=0.3, unseen=None)
-    """
-    n_bins = slot.profile.n_bins
-    n = int(cells.sum())
-    if n == 0:
-        nan = math.nan
-        numeric = isinstance(slot.profile, NumericProfile)
-        return FeatureQuality(nan, nan, nan if numeric else None, None if numeric else nan)
-    missing = int(cells[n_bins - 1]) / n
-    mismatch = int(cells[n_bins]) / n
-    if isinstance(slot.profile, NumericProfile):
-        # Above the range: the top value bin; below it: its own cell.
-        outside = int(cells[n_bins - 2]) + int(cells[n_bins + 1])
-        return FeatureQuality(missing, mismatch, out_of_range=outside / n)
-    return FeatureQuality(missing, mismatch, unseen=int(cells[n_bins - 2]) / n)
 
 
 def reference_quality(profile: Profile) -> FeatureQuality:

@@ -1,23 +1,27 @@
-"""Drift statistics over binned counts: PSI, binned KS, chi-square, Jensen-Shannon distance, BH.
+"""Drift statistics over binned counts: PSI, binned KS, chi-square, Jensen-Shannon distance.
 
 Every function takes count vectors (reference and window over the same bins, see
 :mod:`monitor.reference.bins`) and never raw samples, so a window's cost does not grow with traffic.
-They run on every evaluation tick for every feature of every model and window, so they stay in
-plain numpy and call the scipy.special kernels directly rather than the scipy.stats wrappers,
-whose argument handling costs more than the arithmetic here.
+They run on every evaluation tick for every feature of every model and window, so each has a
+*rows* form (``psi_rows``, ``ks_rows``, ...) that takes one feature per row and computes all of a
+model's features in a few numpy calls (:mod:`monitor.state.drift_plan`); the one-feature
+functions are that form on a single row, so there is one implementation. Rows may be padded with
+bins empty on both sides: every statistic ignores them. They call the scipy.special kernels
+directly rather than the scipy.stats wrappers, whose argument handling costs more than the
+arithmetic here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.special import chdtrc, kolmogorov
 
 DEFAULT_PSI_EPS = 1e-4
+FloatArray = npt.NDArray[np.float64]
 
 
 def coarsen(
@@ -54,29 +58,69 @@ def coarsen(
     """
     fine = np.asarray(fine_counts, dtype=np.int64)
     cmap = np.asarray(coarse_map, dtype=np.intp)
-    if fine.ndim != 1 or cmap.ndim != 1 or fine.size - cmap.size not in (0, 1):
+    if fine.ndim != 1 or cmap.ndim != 1:
         raise ValueError(
             f"fine_counts has {fine.size} bins; expected {cmap.size} (values) "
             f"or {cmap.size + 1} (values + missing)"
         )
-    # bincount in float64 is exact for counts below 2**53 and far faster than np.add.at.
-    summed = np.bincount(cmap, weights=fine[: cmap.size], minlength=n_coarse).astype(np.int64)
-    if summed.size != n_coarse:
-        raise ValueError(f"coarse_map refers to bin {summed.size - 1} but n_coarse={n_coarse}")
-    if fine.size > cmap.size:
-        return np.concatenate((summed, fine[-1:]))
+    row: npt.NDArray[np.int64] = coarsen_rows(fine[None], cmap[None], n_coarse)[0]
+    return row
+
+
+def coarsen_rows(
+    fine_counts: npt.ArrayLike, coarse_map: npt.ArrayLike, n_coarse: int
+) -> npt.NDArray[np.int64]:
+    """:func:`coarsen` of each row: ``fine_counts`` and ``coarse_map`` are ``(k, bins)``.
+
+    >>> coarsen_rows([[1, 2, 3, 4, 9], [5, 0, 0, 1, 0]], [[0, 0, 1, 1], [0, 1, 1, 0]], 2).tolist()
+    [[3, 7, 9], [6, 0, 0]]
+    """
+    fine = np.asarray(fine_counts, dtype=np.int64)
+    cmap = np.asarray(coarse_map, dtype=np.intp)
+    if (
+        fine.ndim != 2
+        or cmap.ndim != 2
+        or fine.shape[0] != cmap.shape[0]
+        or fine.shape[1] - cmap.shape[1] not in (0, 1)
+    ):
+        raise ValueError(
+            f"fine_counts has {fine.shape[-1]} bins; expected {cmap.shape[-1]} (values) "
+            f"or {cmap.shape[-1] + 1} (values + missing)"
+        )
+    k, width = cmap.shape
+    top = int(cmap.max()) if cmap.size else -1
+    if top >= n_coarse:  # (a negative bin fails in bincount)
+        raise ValueError(f"coarse_map refers to bin {top} but n_coarse={n_coarse}")
+    # One bincount over all rows (row r's bins shifted by r * n_coarse); float64 weights are
+    # exact for counts below 2**53 and far faster than np.add.at.
+    index = (cmap + np.arange(k)[:, None] * n_coarse).ravel()
+    summed = np.bincount(index, weights=fine[:, :width].ravel(), minlength=k * n_coarse)
+    summed = summed.astype(np.int64).reshape(k, n_coarse)
+    if fine.shape[1] > width:
+        return np.concatenate((summed, fine[:, width:]), axis=1)
     return summed
 
 
 def _paired(
     ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any], float, float]:
-    """Both count vectors as arrays of one shape, with their totals."""
-    ref = np.asarray(ref_counts)
-    win = np.asarray(win_counts)
-    if ref.shape != win.shape:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Both one-feature count vectors as one row each (shapes checked)."""
+    ref = np.asarray(ref_counts, dtype=np.float64)
+    win = np.asarray(win_counts, dtype=np.float64)
+    if ref.ndim != 1 or ref.shape != win.shape:
         raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
-    return ref, win, float(ref.sum()), float(win.sum())
+    return ref[None], win[None]
+
+
+def _rows(
+    ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], FloatArray, FloatArray]:
+    """Both count tables as float64 ``(k, bins)`` (exact below 2**53), with their row totals."""
+    ref = np.asarray(ref_counts, dtype=np.float64)
+    win = np.asarray(win_counts, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape != win.shape:
+        raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
+    return ref, win, ref.sum(axis=1), win.sum(axis=1)
 
 
 def psi(
@@ -111,13 +155,25 @@ def psi(
     >>> psi([5, 3, 2], [50, 30, 20])
     0.0
     """
-    ref, win, n_ref, n_win = _paired(ref_counts, win_counts)
-    if n_ref <= 0.0 or n_win <= 0.0:
-        return math.nan
-    # Division (not multiplication by 1/n) is correctly rounded: equal shares compare equal.
-    expected = np.maximum(ref / n_ref, eps)
-    actual = np.maximum(win / n_win, eps)
-    return float(np.dot(actual - expected, np.log(actual / expected)))
+    return float(psi_rows(*_paired(ref_counts, win_counts), eps)[0])
+
+
+def psi_rows(
+    ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike, eps: float = DEFAULT_PSI_EPS
+) -> FloatArray:
+    """:func:`psi` of each row of two ``(k, bins)`` count tables.
+
+    >>> psi_rows([[50, 30, 20], [1, 1, 0]], [[40, 30, 30], [0, 0, 0]]).round(6).tolist()
+    [0.062861, nan]
+    """
+    ref, win, n_ref, n_win = _rows(ref_counts, win_counts)
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
+        # Division (not multiplication by 1/n) is correctly rounded: equal shares compare equal.
+        expected = np.maximum(ref / n_ref[:, None], eps)
+        actual = np.maximum(win / n_win[:, None], eps)
+        out: FloatArray = np.einsum("ij,ij->i", actual - expected, np.log(actual / expected))
+    out[(n_ref <= 0.0) | (n_win <= 0.0)] = math.nan
+    return out
 
 
 @dataclass(frozen=True)
@@ -163,19 +219,47 @@ def ks_binned(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> KSResult:
     >>> ks_binned([1, 2], [0, 0]).pvalue
     nan
     """
-    cum_ref = np.cumsum(ref_counts)
-    cum_win = np.cumsum(win_counts)
-    if cum_ref.shape != cum_win.shape:
-        raise ValueError(f"bin count mismatch: reference {cum_ref.shape}, window {cum_win.shape}")
-    n_ref = int(cum_ref[-1]) if cum_ref.size else 0
-    n_win = int(cum_win[-1]) if cum_win.size else 0
-    if n_ref <= 0 or n_win <= 0:
-        return KSResult(math.nan, math.nan, n_ref, n_win)
-    gap = cum_win / n_win - cum_ref / n_ref
-    statistic = float(np.abs(gap).max())
-    scale = math.sqrt(n_ref * n_win / (n_ref + n_win))
-    pvalue = min(max(float(kolmogorov(scale * statistic)), 0.0), 1.0)
-    return KSResult(statistic, pvalue, n_ref, n_win)
+    statistic, pvalue, n_ref, n_win = ks_rows(*_paired(ref_counts, win_counts))
+    return KSResult(float(statistic[0]), float(pvalue[0]), int(n_ref[0]), int(n_win[0]))
+
+
+def ks_rows(
+    ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`ks_binned` of each row: (statistics, p-values, reference sizes, window sizes).
+
+    >>> d, p, n, m = ks_rows([[10, 20, 30, 40], [1, 2, 0, 0]], [[15, 25, 35, 25], [0, 0, 0, 0]])
+    >>> d.round(6).tolist(), p.round(4).tolist(), n.tolist(), m.tolist()
+    ([0.15, nan], [0.2106, nan], [100.0, 3.0], [100.0, 0.0])
+    """
+    ref, win, _, _ = _rows(ref_counts, win_counts)
+    return ks_cumulative(np.cumsum(ref, axis=1), np.cumsum(win, axis=1))
+
+
+def ks_cumulative(
+    cum_ref: npt.ArrayLike, cum_win: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`ks_rows` from the rows' cumulative counts (a constant reference's once for all).
+
+    >>> d, p, n, m = ks_cumulative([[10, 30, 60, 100]], [[15, 40, 75, 100]])
+    >>> d.round(6).tolist(), p.round(4).tolist(), n.tolist(), m.tolist()
+    ([0.15], [0.2106], [100.0], [100.0])
+    """
+    # No float copy of the tables: int / float64 divides in float64 (exact below 2**53).
+    ref = np.asarray(cum_ref)
+    win = np.asarray(cum_win)
+    if ref.ndim != 2 or ref.shape != win.shape:
+        raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
+    n_ref = ref[:, -1].astype(np.float64) if ref.shape[1] else np.zeros(ref.shape[0])
+    n_win = win[:, -1].astype(np.float64) if win.shape[1] else np.zeros(win.shape[0])
+    empty = (n_ref <= 0.0) | (n_win <= 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
+        gap = win / n_win[:, None] - ref / n_ref[:, None]
+        statistic = np.abs(gap).max(axis=1, initial=0.0)
+        scale = np.sqrt(n_ref * n_win / (n_ref + n_win))
+    statistic[empty] = math.nan
+    pvalue = np.clip(kolmogorov(scale * statistic), 0.0, 1.0)
+    return statistic, pvalue, n_ref, n_win
 
 
 @dataclass(frozen=True)
@@ -212,18 +296,36 @@ def chi2_two_sample(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> Chi
     >>> round(r.statistic, 4), round(r.pvalue, 5), r.dof
     (8.3333, 0.00389, 1)
     """
-    ref, win, n_ref, n_win = _paired(ref_counts, win_counts)
-    if n_ref <= 0.0 or n_win <= 0.0:
-        return Chi2Result(math.nan, math.nan, 0)
+    statistic, pvalue, dof = chi2_rows(*_paired(ref_counts, win_counts))
+    return Chi2Result(float(statistic[0]), float(pvalue[0]), int(dof[0]))
+
+
+def chi2_rows(
+    ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """:func:`chi2_two_sample` of each row: (statistics, p-values, degrees of freedom).
+
+    >>> ref, win = [[30, 70, 0], [5, 0, 0], [1, 1, 1]], [[50, 50, 0], [2, 0, 0], [0, 0, 0]]
+    >>> s, p, dof = chi2_rows(ref, win)
+    >>> s.round(4).tolist(), p.round(5).tolist(), dof.tolist()
+    ([8.3333, 0.0, nan], [0.00389, 1.0, nan], [1, 0, 0])
+    """
+    ref, win, n_ref, n_win = _rows(ref_counts, win_counts)
     column = ref + win
-    dof = int(np.count_nonzero(column)) - 1
-    if dof == 0:
-        return Chi2Result(0.0, 1.0, 0)
+    dof = np.count_nonzero(column, axis=1).astype(np.int64) - 1
     # For two rows, sum((O - E)**2 / E) collapses to sum((r*W - w*R)**2 / C) / (R*W): one pass,
     # no cancellation. Empty columns have r = w = 0, so dividing them by 1 drops them.
-    gap = ref * n_win - win * n_ref
-    statistic = float(np.sum(gap * gap / np.maximum(column, 1)) / (n_ref * n_win))
-    return Chi2Result(statistic, float(chdtrc(dof, statistic)), dof)
+    gap = ref * n_win[:, None] - win * n_ref[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
+        statistic = np.sum(gap * gap / np.maximum(column, 1.0), axis=1) / (n_ref * n_win)
+    single = dof <= 0  # one occupied bin: nothing to compare (scipy's dof = 0 answer)
+    statistic[single] = 0.0
+    pvalue = chdtrc(np.maximum(dof, 1), statistic)
+    pvalue[single] = 1.0
+    empty = (n_ref <= 0.0) | (n_win <= 0.0)
+    statistic[empty], pvalue[empty] = math.nan, math.nan
+    dof[single | empty] = 0
+    return statistic, pvalue, dof
 
 
 def js_distance(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> float:
@@ -252,69 +354,24 @@ def js_distance(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> float:
     >>> js_distance([1, 0], [0, 3]), js_distance([2, 2], [5, 5]), js_distance([1], [0])
     (1.0, 0.0, nan)
     """
-    ref, win, n_ref, n_win = _paired(ref_counts, win_counts)
-    if n_ref <= 0.0 or n_win <= 0.0:
-        return math.nan
-    p = ref / n_ref
-    q = win / n_win
-    m = (p + q) / 2.0
-    # 0 * log(0 / m) is 0; m > 0 wherever p or q is, so only empty bins need masking.
-    kl_p = float(np.sum(p[p > 0] * np.log2(p[p > 0] / m[p > 0])))
-    kl_q = float(np.sum(q[q > 0] * np.log2(q[q > 0] / m[q > 0])))
-    # Rounding can leave a tiny negative divergence for equal frequencies.
-    return math.sqrt(min(max((kl_p + kl_q) / 2.0, 0.0), 1.0))
+    return float(js_rows(*_paired(ref_counts, win_counts))[0])
 
 
-def benjamini_hochberg(
-    pvalues: npt.ArrayLike, alpha: float
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-    """Benjamini-Hochberg step-up procedure controlling the false discovery rate at ``alpha``.
+def js_rows(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> FloatArray:
+    """:func:`js_distance` of each row of two ``(k, bins)`` count tables.
 
-    NaN p-values (statistics that could not be computed, e.g. an empty window) are never
-    rejected, get a NaN adjusted p-value and do not count towards the number of tests.
-
-    Parameters
-    ----------
-    pvalues : array_like of float
-        One p-value per hypothesis (a model's features), each in [0, 1] or NaN.
-    alpha : float
-        Target false discovery rate.
-
-    Returns
-    -------
-    rejected : numpy.ndarray of bool
-        True where the hypothesis is rejected (drift detected).
-    adjusted : numpy.ndarray of float64
-        BH-adjusted p-values (as ``scipy.stats.false_discovery_control``); ``rejected`` is
-        exactly ``adjusted <= alpha``.
-
-    Examples
-    --------
-    >>> rejected, adjusted = benjamini_hochberg([0.01, 0.03, 0.02, float("nan"), 0.5], 0.05)
-    >>> rejected.tolist()
-    [True, True, True, False, False]
-    >>> adjusted.round(4).tolist()
-    [0.04, 0.04, 0.04, nan, 0.5]
+    >>> js_rows([[50, 50], [1, 0], [1, 0]], [[90, 10], [0, 3], [0, 0]]).round(6).tolist()
+    [0.383136, 1.0, nan]
     """
-    p = np.asarray(pvalues, dtype=np.float64)
-    if p.ndim != 1:
-        raise ValueError(f"pvalues must be one-dimensional, got shape {p.shape}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    valid = ~np.isnan(p)
-    tested = p[valid]
-    if np.any((tested < 0.0) | (tested > 1.0)):
-        raise ValueError("p-values must lie in [0, 1]")
-    adjusted = np.full(p.shape, np.nan)
-    m = tested.size
-    if m:
-        order = np.argsort(tested, kind="stable")
-        scaled = tested[order] * m / np.arange(1, m + 1)
-        # Step-up: each adjusted value is the smallest scaled value at its rank or above.
-        running_min = np.minimum.accumulate(scaled[::-1])[::-1]
-        ranked = np.empty(m)
-        ranked[order] = np.minimum(running_min, 1.0)
-        adjusted[valid] = ranked
-    rejected = np.zeros(p.shape, dtype=np.bool_)
-    rejected[valid] = adjusted[valid] <= alpha
-    return rejected, adjusted
+    ref, win, n_ref, n_win = _rows(ref_counts, win_counts)
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty bins and rows: masked below
+        p = ref / n_ref[:, None]
+        q = win / n_win[:, None]
+        m = (p + q) / 2.0
+        # 0 * log(0 / m) is 0; m > 0 wherever p or q is, so only empty bins need masking.
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
+    # Rounding can leave a tiny negative divergence for equal frequencies.
+    out: FloatArray = np.sqrt(np.clip((kl_p + kl_q) / 2.0, 0.0, 1.0))
+    out[(n_ref <= 0.0) | (n_win <= 0.0)] = math.nan
+    return out

@@ -17,13 +17,13 @@ from scipy.stats import chi2_contingency, false_discovery_control, ks_2samp
 from monitor.reference.bins import NumericProfile
 from monitor.reference.build import build_categorical_profile, build_numeric_profile
 from monitor.stats.drift import (
-    benjamini_hochberg,
     chi2_two_sample,
     coarsen,
     js_distance,
     ks_binned,
     psi,
 )
+from monitor.stats.fdr import benjamini_hochberg
 
 Floats = npt.NDArray[np.float64]
 

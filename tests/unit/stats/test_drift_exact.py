@@ -12,13 +12,13 @@ from scipy.stats import chi2_contingency, false_discovery_control
 
 from monitor.stats.drift import (
     DEFAULT_PSI_EPS,
-    benjamini_hochberg,
     chi2_two_sample,
     coarsen,
     js_distance,
     ks_binned,
     psi,
 )
+from monitor.stats.fdr import benjamini_hochberg
 
 
 def test_psi_with_a_single_event_on_a_side() -> None:
