@@ -10,6 +10,7 @@ does not deduplicate (every POST is recorded, repeats included):
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from monitor.devkit.broker import EmbeddedBroker
 from monitor.persistence.checkpoint import read_checkpoint
 from monitor.settings_loader import load_settings
 from tests.support.fault_oracle import MODEL
-from tests.support.fault_tools import CommittedOffsets
+from tests.support.fault_tools import CommittedOffsets, Daemon
 from tests.support.helpers import Topics
 from tests.support.receivers import WH_SECRET, Receiver
 from tests.support.wait import wait_for
@@ -37,6 +38,13 @@ def policy_in_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
     state: dict[str, Any] = read_checkpoint(path).meta["extras"]["policy"]["models"][MODEL]
     return state
+
+
+def decided_after(daemon: Daemon, wall: float) -> dict[str, Any]:
+    """The first snapshot evaluated after ``wall`` that the policy decided on."""
+    while (snap := daemon.status_after(wall))["catching_up"]:
+        wall = snap["created_at"]
+    return snap
 
 
 def test_a_kill_after_the_post_before_the_delete_sends_the_same_bytes_once_more(
@@ -69,7 +77,11 @@ def test_a_kill_after_the_post_before_the_delete_sends_the_same_bytes_once_more(
         wait_for(lambda: deliveries(daemon)["delivered"] == 1, 10, "the delivery counted")
         assert deliveries(daemon) == {**NOTHING_SENT, "delivered": 1.0, "attempts": 1.0}
         assert daemon.value("modelmon_webhook_outbox_size") == 0
-        assert findings(daemon) == {}  # the restored policy is degraded: nothing new decided
+        # An evaluation the policy decided on (not catching up) since: the restored policy is
+        # degraded already, so it decided nothing new.
+        (model,) = decided_after(daemon, time.time())["models"]
+        assert model["degraded"] is True
+        assert findings(daemon) == {}
         assert findings(daemon, "model.recovered") == {}
         code, _ = daemon.terminate()
         assert code == 0
