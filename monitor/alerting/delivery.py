@@ -297,7 +297,7 @@ class WebhookDispatcher:
             for victim in victims:
                 try:
                     self._bury(victim, f"endpoint disabled: {result.detail}", "disabled")
-                except OSError:  # stays pending on disk; a restart will try it again
+                except OSError:  # not even marked: stays pending; taken again, it is buried
                     logger.exception("could not move webhook %s to dead/", victim.id)
         else:
             self._retry_later(entry, result, where)

@@ -3,10 +3,11 @@
 Files are named ``<seq>-<id>.json`` so that a directory listing is in enqueue order. Every write
 goes to a temp file that is fsynced and renamed over the target, and the directory is fsynced
 after it, so a reader (or a restart) sees the old or the new entry, never a partial one. Entries
-leave the directory in two ways only: deleted after delivery, or moved into ``dead/`` with the
-reason recorded. A file that cannot be parsed is moved to ``dead/<name>.corrupt`` and logged;
-it never stops a restart. Replaying a dead event means moving its file back (and resetting
-``created_at`` if it is older than the retry window).
+leave the queue in two ways only: deleted after delivery, or marked dead (the reason recorded
+in the file) and moved into ``dead/``; a marked file whose move failed stays, never sent again,
+until the next start moves it. A file that cannot be parsed is moved to
+``dead/<name>.corrupt`` and logged; it never stops a restart. Replaying a dead event means
+moving its file back (and resetting ``created_at`` if it is older than the retry window).
 
 An advisory ``flock`` on ``<dir>/.lock`` keeps two dispatchers (two processes sharing a volume,
 or a stale and a new one in one process) from delivering the same directory twice.
@@ -233,12 +234,22 @@ class Outbox:
         self._forget(entry)
 
     def bury(self, entry: OutboxEntry, reason: str) -> Path:
-        """Move an entry to ``dead/`` with ``reason`` recorded; return its new path."""
+        """Move an entry to ``dead/`` with ``reason`` recorded; return where its file now is.
+
+        Once the reason is on disk the entry is dead: it leaves the queue even if the move
+        fails (it then stays in place, marked, and the next start moves it), because any
+        later write of the live entry would erase the mark and send it again. Raises
+        ``OSError`` only if the mark itself could not be written (the entry stays pending).
+        """
         path = self.directory / entry.filename
         atomic_write(path, replace(entry, dead_reason=reason).to_json())  # reason, then rename
-        target = self._move_dead(path)
-        self._forget(entry)
-        return target
+        try:
+            return self._move_dead(path)
+        except OSError:
+            logger.exception("could not move dead webhook %s to %s", entry.id, self.dead_dir)
+            return path if path.exists() else self.dead_dir / path.name
+        finally:  # after the move: who waits for an empty outbox finds the file in dead/
+            self._forget(entry)
 
     def entries(self, endpoint: str) -> list[OutboxEntry]:
         """Snapshot of an endpoint's pending entries, oldest first."""

@@ -6,27 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
-
 from monitor.alerting.actions import Actions
-from monitor.settings import ModelSettings, Settings, StateSettings, WebhookSettings, WindowSpec
-from tests.support.receivers import WH_SECRET
-
-# Nothing listens there, and the dispatchers are never started: entries stay undelivered.
-URL = "http://127.0.0.1:9/hooks"
+from monitor.settings import ModelSettings, WindowSpec
+from tests.support.actions_rig import URL, make_actions, with_webhook
 
 
 def actions(state_dir: Path) -> Actions:
+    """Never started: entries stay undelivered."""
     model = ModelSettings(
         name="churn",
         reference=Path("unused.json"),
         windows=[WindowSpec(name="5m", length=300, pane=10)],
         features={"x": "numeric"},
-        webhook=WebhookSettings(url=URL, secret=SecretStr(WH_SECRET), allow_private_targets=True),
     )
-    settings = Settings(models=[model], state=StateSettings(dir=state_dir))
-    return Actions(settings, CollectorRegistry())
+    return make_actions(state_dir, with_webhook(model)).actions
 
 
 def test_undelivered_webhooks_are_adopted_with_their_id_and_exact_body_once(
