@@ -25,7 +25,7 @@ from monitor.reference.bins import NumericProfile
 from monitor.state.layout import Slot
 from monitor.state.quality import reference_quality
 from monitor.state.window import IntArray
-from monitor.stats.drift import chi2_rows, coarsen_rows, js_rows, ks_cumulative, psi_rows
+from monitor.stats.drift import chi2_rows, coarsen_rows, js_rows, ks_against, psi_rows
 from monitor.vocabulary import FeatureKind
 
 FloatArray = npt.NDArray[np.float64]
@@ -85,7 +85,10 @@ class _Kind:
             profiles = [s.profile for s in slots if isinstance(s.profile, NumericProfile)]
             coarse = _padded([p.coarse for p in profiles], 0)
             self.ref_psi = coarsen_rows(self.ref, coarse, max(p.n_coarse for p in profiles))
-            self.cum_ref = np.cumsum(self.ref[:, :-1], axis=1)
+            cum_ref = np.cumsum(self.ref[:, :-1], axis=1)
+            self.n_ref = cum_ref[:, -1].astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):  # an empty reference: NaN
+                self.ref_cdf = cum_ref / self.n_ref[:, None]
             # The last value bin of each coarse bin (coarse bins are runs, checked on load); a
             # padded coarse bin repeats the row's last one, so its count below comes out 0.
             self.coarse_ends = _padded(
@@ -158,7 +161,7 @@ class DriftPlan:
                     out["unseen"][where] = top / n
             if kind.numeric:
                 cum = np.cumsum(rows[:, :-1], axis=1)
-                d, p, _, _ = ks_cumulative(kind.cum_ref, cum)
+                d, p, _, _ = ks_against(kind.ref_cdf, kind.n_ref, cum)
                 out["ks_statistic"][where], out["ks_pvalue"][where] = d, p
                 # Coarse bins from the cumulative counts: exact integer differences, and no
                 # second pass over the fine bins.

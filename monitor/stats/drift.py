@@ -239,23 +239,39 @@ def ks_rows(
 def ks_cumulative(
     cum_ref: npt.ArrayLike, cum_win: npt.ArrayLike
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """:func:`ks_rows` from the rows' cumulative counts (a constant reference's once for all).
+    """:func:`ks_rows` from the rows' cumulative counts.
 
     >>> d, p, n, m = ks_cumulative([[10, 30, 60, 100]], [[15, 40, 75, 100]])
     >>> d.round(6).tolist(), p.round(4).tolist(), n.tolist(), m.tolist()
     ([0.15], [0.2106], [100.0], [100.0])
     """
-    # No float copy of the tables: int / float64 divides in float64 (exact below 2**53).
     ref = np.asarray(cum_ref)
+    n_ref = ref[:, -1].astype(np.float64) if ref.ndim == 2 and ref.shape[1] else np.zeros(len(ref))
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty reference: NaN, below
+        cdf = ref / n_ref[:, None]
+    return ks_against(cdf, n_ref, cum_win)
+
+
+def ks_against(
+    ref_cdf: FloatArray, n_ref: FloatArray, cum_win: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`ks_cumulative` against a reference CDF computed once (``cum_ref / n_ref``).
+
+    >>> cdf, n = np.array([[0.1, 0.3, 0.6, 1.0]]), np.array([100.0])
+    >>> d, p, _, _ = ks_against(cdf, n, [[15, 40, 75, 100]])
+    >>> d.round(6).tolist(), p.round(4).tolist()
+    ([0.15], [0.2106])
+    """
     win = np.asarray(cum_win)
-    if ref.ndim != 2 or ref.shape != win.shape:
-        raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
-    n_ref = ref[:, -1].astype(np.float64) if ref.shape[1] else np.zeros(ref.shape[0])
+    if ref_cdf.ndim != 2 or ref_cdf.shape != win.shape:
+        raise ValueError(f"bin count mismatch: reference {ref_cdf.shape}, window {win.shape}")
     n_win = win[:, -1].astype(np.float64) if win.shape[1] else np.zeros(win.shape[0])
     empty = (n_ref <= 0.0) | (n_win <= 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
-        gap = win / n_win[:, None] - ref / n_ref[:, None]
-        statistic = np.abs(gap).max(axis=1, initial=0.0)
+        # In place: these tables are a model's every fine bin, the largest arrays evaluated.
+        gap = np.divide(win, n_win[:, None], dtype=np.float64)
+        gap -= ref_cdf
+        statistic = np.abs(gap, out=gap).max(axis=1, initial=0.0)
         scale = np.sqrt(n_ref * n_win / (n_ref + n_win))
     statistic[empty] = math.nan
     pvalue = np.clip(kolmogorov(scale * statistic), 0.0, 1.0)
