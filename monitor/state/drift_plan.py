@@ -6,9 +6,9 @@ tick visits every feature of every model and window (10 models × 50 features ×
 feature's cells sit in the count vector (:mod:`monitor.state.layout`) and holds the reference
 side of every statistic. :meth:`DriftPlan.evaluate` then gathers a window's cells into one table
 per kind (a row per feature, value bins padded with cells empty on both sides, which no
-statistic sees, then the missing bin), folds the data-quality cells back exactly as
-:func:`monitor.state.layout.drift_counts` does, and runs the row-wise statistics of
-:mod:`monitor.stats.drift`. Numbers equal the one-feature functions on each slot.
+statistic sees, then the missing bin), folds the data-quality cells back (a mismatched value is
+missing, one below the range is in bin 0: :mod:`monitor.state.layout`), and runs the row-wise
+statistics of :mod:`monitor.stats.drift`. Numbers equal the one-feature functions on each slot.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from monitor.reference.bins import NumericProfile
 from monitor.settings import PolicySettings
 from monitor.snapshot import (
     FeatureDrift,
@@ -18,24 +17,9 @@ from monitor.snapshot import (
     WindowResult,
 )
 from monitor.state.drift_plan import DriftPlan, FloatArray
-from monitor.state.layout import PREDICTION, Slot, drift_counts
 from monitor.state.model_state import ModelState
 from monitor.state.window import IntArray, WindowView
-from monitor.stats.drift import coarsen, psi
 from monitor.stats.fdr import benjamini_hochberg
-
-
-def _psi_counts(slot: Slot, counts: IntArray) -> tuple[IntArray, IntArray]:
-    """Coarse PSI bins for a numeric slot, all bins for a categorical one."""
-    ref = slot.profile.counts
-    if isinstance(slot.profile, NumericProfile):
-        # The missing bin rides along as an extra PSI bin: empty on both sides it adds 0.
-        n_coarse = slot.profile.n_coarse
-        return (
-            coarsen(ref, slot.profile.coarse, n_coarse),
-            coarsen(counts, slot.profile.coarse, n_coarse),
-        )
-    return ref, counts
 
 
 def _significant(policy: PolicySettings, plan: DriftPlan, pvalues: FloatArray) -> list[bool]:
@@ -130,11 +114,8 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
         )
     drifts = feature_drifts(plan, view.total, policy, view.unseen)
     prediction_psi = None
-    pred_slot = next((s for s in state.slots if s.name == PREDICTION), None)
-    if pred_slot is not None:
-        cells = view.total[pred_slot.offset : pred_slot.stop]
-        ref_c, win_c = _psi_counts(pred_slot, drift_counts(pred_slot, cells))
-        prediction_psi = psi(ref_c, win_c)
+    if state.prediction_plan.slots:
+        prediction_psi = float(state.prediction_plan.evaluate(view.total).psi[0])
     return WindowResult(
         window=view.name,
         start=view.start,

@@ -9,8 +9,8 @@ Every prediction lands in exactly one *cell* per slot, so a batch is counted wit
   already "above the range" (its lower edge is the reference maximum), but values below the
   minimum share bin 0 with the minimum itself, so they get a cell of their own.
 
-For drift both fold back (:func:`drift_counts`): a mismatched value is missing, a value below
-the range is in bin 0, exactly as the plain bins would have counted them.
+For drift both fold back (:mod:`monitor.state.drift_plan`): a mismatched value is missing, a
+value below the range is in bin 0, exactly as the plain bins would have counted them.
 """
 
 from __future__ import annotations
@@ -144,19 +144,3 @@ def columns(cfg: ModelSettings, slots: Sequence[Slot], preds: Sequence[Predictio
         for s in slots
     ]
     return np.stack(cols, axis=1).ravel()
-
-
-def drift_counts(slot: Slot, cells: IntArray) -> IntArray:
-    """The slot's cells folded back onto its profile's bins (mismatch → missing, below → 0).
-
-    >>> import numpy as np
-    >>> p = NumericProfile(np.array([1.0]), np.zeros(3, np.int64), np.zeros(2, np.int64), 0.0)
-    >>> drift_counts(Slot("x", p, 0), np.array([5, 6, 7, 1, 2])).tolist()
-    [7, 6, 8]
-    """
-    n_bins = slot.profile.n_bins
-    counts = np.array(cells[:n_bins], dtype=np.int64)
-    counts[-1] += cells[n_bins]
-    if isinstance(slot.profile, NumericProfile):
-        counts[0] += cells[n_bins + 1]
-    return counts

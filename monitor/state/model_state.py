@@ -64,8 +64,10 @@ class ModelState:
     cfg: ModelSettings
     reference: ReferenceProfile | None = None
     slots: tuple[Slot, ...] = ()
-    #: The feature slots' drift statistics, laid out once per reference (not the prediction's).
+    #: The feature slots' drift statistics, laid out once per reference; the prediction's apart
+    #: (no verdict, no multiple testing: only its PSI is exported).
     drift_plan: DriftPlan = field(default_factory=lambda: DriftPlan(()))
+    prediction_plan: DriftPlan = field(default_factory=lambda: DriftPlan(()))
     windows: dict[str, PaneRing] = field(default_factory=dict)
     #: Which unseen categories, per window (:mod:`monitor.state.unseen`).
     unseen: dict[str, UnseenPanes] = field(default_factory=dict)
@@ -89,6 +91,7 @@ class ModelState:
         self.reference = reference
         self.slots = layout(self.cfg, reference)
         self.drift_plan = DriftPlan([s for s in self.slots if s.name != PREDICTION])
+        self.prediction_plan = DriftPlan([s for s in self.slots if s.name == PREDICTION])
         width = self.slots[-1].stop if self.slots else 0
         self.windows = {w.name: PaneRing(w.length, w.pane, width) for w in self.cfg.windows}
         names = categorical_features(self.slots)
@@ -108,7 +111,7 @@ class ModelState:
         """Forget the old reference and windows; profile ``version`` afresh."""
         self.reference = None
         self.slots = ()
-        self.drift_plan = DriftPlan(())
+        self.drift_plan = self.prediction_plan = DriftPlan(())
         self.windows = {}
         self.unseen = {}
         self._bootstrap, self._bootstrap_bytes = [], 0
