@@ -195,7 +195,7 @@ class Actions:
         model = snap.model(finding.model) if snap is not None else None
         window = model.window(finding.window) if model and finding.window else None
         try:
-            self.dispatcher.enqueue(
+            stored = self.dispatcher.enqueue(
                 endpoint,
                 finding.type,
                 finding_data(finding, kafka, window),
@@ -208,7 +208,10 @@ class Actions:
             )
             self.findings.labels(finding.model, finding.type, "outbox_error").inc()
             return
-        self.findings.labels(finding.model, finding.type, "enqueued").inc()
+        # A transition decided again after a restart (same id) while its webhook is still in
+        # the outbox stores nothing: counting it as enqueued would overstate what is sent.
+        outcome = "enqueued" if stored is not None else "already_pending"
+        self.findings.labels(finding.model, finding.type, outcome).inc()
 
     # -- checkpoint part "policy": the policy's state is all the state Actions holds -------------
     def to_state(self) -> dict[str, Any]:

@@ -158,12 +158,13 @@ class WebhookDispatcher:
         data: Mapping[str, Any],
         *,
         event_id: str | None = None,
-    ) -> str:
+    ) -> str | None:
         """Store an event durably and schedule its delivery; return its ``webhook-id``.
 
         Works before :meth:`start` and after :meth:`stop` too (the event waits on disk).
         ``event_id`` lets a caller derive ids deterministically (e.g. from model, type and
-        window) so that re-enqueueing the same finding is a no-op while it is pending.
+        window) so that re-enqueueing the same finding is a no-op while it is pending: then
+        None is returned (nothing stored; the pending bytes are what will be sent).
         Raises ``OSError`` if the event could not be stored, ``ValueError`` for a bad type.
         """
         body = build_body(event_type, data, self._wall())
@@ -171,8 +172,8 @@ class WebhookDispatcher:
             raise ValueError("event_id must be 1-128 characters of [A-Za-z0-9_-]")
         self.register(endpoint)
         msg_id = event_id or f"msg_{uuid.uuid4().hex}"
-        self._outbox.add(msg_id, endpoint.name, endpoint.url, event_type, body)
-        return msg_id
+        stored = self._outbox.add(msg_id, endpoint.name, endpoint.url, event_type, body)
+        return None if stored is None else msg_id
 
     def undelivered(self) -> list[OutboxEntry]:
         """Every event not yet delivered (nor given up), oldest first per endpoint."""

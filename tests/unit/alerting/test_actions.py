@@ -280,3 +280,5 @@ def test_a_transition_decided_again_from_its_checkpoint_is_not_enqueued_twice(
     again.actions.on_snapshot(psi(0.7), {"predictions": {0: [10, 120]}})
     (kept,) = again.outbox()
     assert (kept.id, kept.body, kept.seq) == (stored.id, stored.body, stored.seq)
+    # Counted for what it is: nothing new was stored.
+    assert again.all_findings() == {("fraud", "model.degraded", "already_pending"): 1.0}
