@@ -277,10 +277,6 @@ class Settings(BaseSettings):
             return self
         if self.kafka.group_id is None:
             raise ValueError("coordination.enabled needs kafka.group_id (the replicas' group)")
-        if self.kafka.client != "kafka-python":
-            raise ValueError(
-                "coordination.enabled works with kafka.client: kafka-python only (for now)"
-            )
         for m in self.models:
             if isinstance(m.reference, BootstrapReference):
                 # Bootstrapped per partition, replicas would compare against different profiles.

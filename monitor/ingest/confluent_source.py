@@ -6,10 +6,13 @@ librdkafka serves rebalance, error and log callbacks inside ``consume()``, so he
 the consume thread itself: the seeks on assignment are offsets given to ``assign()``, and the
 revocation hook (a checkpoint) and its commit block that thread, never an IO thread.
 
-Dead letters go through :class:`~monitor.ingest.dead_letter.DeadLetterWriter` unchanged: a small
-producer wrapper gives it kafka-python's ``send``/``flush`` shape and turns librdkafka's errors
-into ``kafka.errors`` classes by their Kafka protocol code, so one writer decides what is
-permanent, what is truncated and what is retried for both clients.
+Dead letters go through :class:`~monitor.ingest.dead_letter.DeadLetterWriter` unchanged, through
+the producer wrapper of :mod:`monitor.ingest.confluent_producer`.
+
+In group mode the app's takeover (:meth:`~monitor.ingest.source.Hooks.on_assign`: where each
+newly assigned partition resumes, from the state topic) runs inside the assignment callback,
+before ``assign()``: the partitions start at the positions it gives, nothing is read before.
+If it fails, the partitions are assigned paused and the takeover is retried on the next poll.
 """
 
 from __future__ import annotations
@@ -25,14 +28,12 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Message,
     Producer,
     TopicPartition,
 )
-from kafka.errors import KafkaError as PyKafkaError
-from kafka.errors import KafkaTimeoutError, for_code
 
 from monitor.events import DeadLetter, Offsets, RawRecord
+from monitor.ingest.confluent_producer import DeadLetterProducer
 from monitor.ingest.dead_letter import FLUSH_TIMEOUT, DeadLetterWriter
 from monitor.ingest.progress import Progress
 from monitor.ingest.source import Hooks
@@ -114,66 +115,6 @@ def producer_config(cfg: KafkaSettings) -> dict[str, Any]:
     }
 
 
-def as_kafka_error(err: KafkaError) -> PyKafkaError:
-    """The ``kafka.errors`` class of a librdkafka error: broker errors by their protocol code,
-    a delivery timeout as a timeout, any other local error as a (transient) ``KafkaError``."""
-    code = err.code()
-    if code > 0:
-        return for_code(code)(err.str())
-    if code == KafkaError._MSG_TIMED_OUT:
-        return KafkaTimeoutError(err.str())
-    return PyKafkaError(err.str())
-
-
-class _Delivery:
-    """A sent message's outcome, shaped as kafka-python's future for the writer."""
-
-    def __init__(self) -> None:
-        self.is_done = False
-        self.exception: Exception | None = None
-
-    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
-        self.is_done = True
-        self.exception = None if err is None else as_kafka_error(err)
-
-    def failed(self) -> bool:
-        return self.exception is not None
-
-
-class _DeadLetterProducer:
-    """librdkafka's producer with the ``send``/``flush``/``close`` the dead-letter writer uses."""
-
-    def __init__(self, conf: dict[str, Any], factory: Callable[..., Any]) -> None:
-        try:
-            self._producer = factory(conf)
-        except KafkaException as exc:
-            raise as_kafka_error(exc.args[0]) from exc
-
-    def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-    ) -> _Delivery:
-        done = _Delivery()
-        try:
-            self._producer.produce(topic, value, key, headers=headers, on_delivery=done)
-        except KafkaException as exc:  # refused before sending (e.g. over message.max.bytes)
-            raise as_kafka_error(exc.args[0]) from exc
-        except BufferError as exc:  # the local queue is full: the broker is not taking them
-            raise KafkaTimeoutError(str(exc)) from exc
-        self._producer.poll(0)
-        return done
-
-    def flush(self, timeout: float) -> None:
-        self._producer.flush(timeout)
-
-    def close(self, timeout: float) -> None:
-        self._producer.flush(timeout)
-
-
 class ConfluentSource:
     """A consumer-group member on the predictions and labels topics, with manual commits.
 
@@ -204,6 +145,8 @@ class ConfluentSource:
         self._horizon = replay_horizon
         self._progress = Progress(positions)
         self._replay: list[TopicPartition] = []  # assigned, paused, waiting for offsets
+        #: Assigned, paused, waiting for the app's takeover (group mode) to succeed.
+        self._takeover: list[TopicPartition] = []
         self._closing = False
         self.caught_up = False
         self._consumer = consumer_factory({**consumer_config(cfg), "error_cb": self._on_error})
@@ -218,7 +161,7 @@ class ConfluentSource:
             cfg.dead_letter_topic,
             cfg.dead_letter_max_bytes,
             metrics,
-            partial(_DeadLetterProducer, producer_config(cfg), producer_factory),
+            partial(DeadLetterProducer, producer_config(cfg), producer_factory),
             sleep,
         )
 
@@ -239,6 +182,36 @@ class ConfluentSource:
         log.warning("kafka: %s", err.str())
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self._hooks is not None and not self._take_over(partitions):
+            # Read nothing of them until the app knows where to resume (retried in poll).
+            consumer.assign(partitions)
+            consumer.pause(partitions)
+            self._takeover = list(partitions)
+            self.caught_up = False
+            return
+        self._assign(consumer, partitions)
+
+    def _take_over(self, partitions: list[TopicPartition]) -> bool:
+        """Ask the app where to resume the partitions just assigned (group mode answers from
+        the state topic) and record its answer as their progress; False if it failed."""
+        assert self._hooks is not None
+        try:
+            resume = self._hooks.on_assign([(tp.topic, tp.partition) for tp in partitions])
+        except Exception as exc:
+            log.warning("taking the assigned partitions over failed (%s); will retry", exc)
+            return False
+        self._takeover = []
+        if resume is not None:
+            for tp in partitions:
+                pos = resume.get((tp.topic, tp.partition))
+                if pos is None:
+                    self._progress.forget(tp.topic, tp.partition)
+                else:
+                    self._progress.set(tp.topic, tp.partition, pos)
+        return True
+
+    def _assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Assign ``partitions`` at their known positions; replay the others."""
         replay = []
         for tp in partitions:
             known = self._progress.get(tp.topic, tp.partition)
@@ -256,6 +229,7 @@ class ConfluentSource:
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._replay = []
+        self._takeover = []
         if self._closing or not partitions:  # closing: the app's final commit came before
             return
         offsets = self._hooks.on_revoke() if self._hooks else None
@@ -266,6 +240,7 @@ class ConfluentSource:
         # Evicted from the group: another member may own these already; committing now could
         # overwrite its progress, so only the local checkpoint survives.
         self._replay = []
+        self._takeover = []
         log.warning("partitions lost (evicted from the group): %s", sorted(map(_name, partitions)))
 
     def _lookup(self, replay: list[TopicPartition]) -> bool:
@@ -289,6 +264,12 @@ class ConfluentSource:
 
     # -- consume thread ----------------------------------------------------------------------
     def poll(self, timeout: float) -> list[RawRecord]:
+        if (taken := self._takeover) and self._take_over(taken):
+            # Assigned and paused at the failed takeover: positioned now (the known ones
+            # sought, the others replayed), then resumed.
+            self._assign(self._consumer, [TopicPartition(tp.topic, tp.partition) for tp in taken])
+            waiting = {(tp.topic, tp.partition) for tp in self._replay}
+            self._consumer.resume([tp for tp in taken if (tp.topic, tp.partition) not in waiting])
         if self._replay and self._lookup(self._replay):
             try:
                 for tp in self._replay:

@@ -222,6 +222,23 @@ def test_kill_9_with_its_disk_then_a_fresh_replica_loses_and_doubles_nothing(
     """The acting replica (the role, its partitions, their pending joins) is killed and its
     state directory deleted; the replacement starts empty. Labels held back since before the
     kill, for predictions produced before it, are produced after it: they still join."""
+    kill_9_with_its_disk(group)
+
+
+@group_mode
+def test_the_same_on_the_confluent_client(
+    broker: EmbeddedBroker, co_topics: Topics, tmp_path: Path
+) -> None:
+    """Group mode on ``kafka.client: confluent``: the takeover runs in librdkafka's assignment
+    callback; the same kill -9 with the disk, the same exact figures."""
+    group = Group(broker.bootstrap, co_topics, tmp_path, client="confluent")
+    try:
+        kill_9_with_its_disk(group)
+    finally:
+        group.cleanup()
+
+
+def kill_9_with_its_disk(group: Group) -> None:
     group.start(3)
     feed, gate = group.feed(RATE, gate=True)
     assert gate is not None
@@ -240,7 +257,7 @@ def test_kill_9_with_its_disk_then_a_fresh_replica_loses_and_doubles_nothing(
     assert feed.running
     settled = group.settle(feed.finish())
     report(
-        "kill -9 the acting replica, state dir deleted",
+        f"kill -9 the acting replica, state dir deleted ({group.client})",
         settled,
         after_kill=f"{time.monotonic() - killed_at:.1f}s",
         released=str(len(gate.released)),

@@ -269,8 +269,10 @@ class Group:
         flush_interval: str = "1s",
         model: Mapping[str, Any] | None = None,
         models: Sequence[Mapping[str, Any]] | None = None,
+        client: str = "kafka-python",
     ) -> None:
         self.bootstrap = bootstrap
+        self.client = client
         self.topics = topics
         self.base = base
         self.coordination = coordination
@@ -293,7 +295,7 @@ class Group:
         return self._settings
 
     def config(self, port: int, state_dir: Path) -> dict[str, Any]:
-        extra: dict[str, Any] = {"kafka": {"client": "kafka-python"}, "models": self.models}
+        extra: dict[str, Any] = {"kafka": {"client": self.client}, "models": self.models}
         if self.coordination:
             extra["coordination"] = {"enabled": True, "flush_interval": self.flush_interval}
         return daemon_config(

@@ -119,8 +119,9 @@ def test_only_the_kafka_adapters_import_kafka() -> None:
 
     The dead-letter writer sits beside the adapters and imports ``kafka.errors`` only, to tell a
     permanent produce error from a transient one; the producer it writes through is the
-    adapter's. The confluent adapter is the only module that imports ``confluent_kafka``, and
-    of ``kafka`` only its errors, to hand the writer librdkafka's errors as those classes.
+    adapter's. The confluent adapter (and its dead-letter producer wrapper) are the only modules
+    that import ``confluent_kafka``, and of ``kafka`` only its errors, to hand the writer
+    librdkafka's errors as those classes.
     """
     importers = []
     for module, path in _modules().items():
@@ -135,11 +136,11 @@ def test_only_the_kafka_adapters_import_kafka() -> None:
     outside = {m for m in importers if not m.startswith("monitor.devkit.")}
     assert outside == {
         "monitor.ingest.kafka_source",
-        "monitor.ingest.confluent_source",
+        "monitor.ingest.confluent_producer",
         "monitor.ingest.dead_letter",
         "monitor.group.topic",
     }, sorted(outside)
-    for name in ("dead_letter", "confluent_source"):
+    for name in ("dead_letter", "confluent_source", "confluent_producer"):
         tree = ast.parse((PACKAGE / "ingest" / f"{name}.py").read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -157,7 +158,10 @@ def test_only_the_kafka_adapters_import_kafka() -> None:
                 continue
             if any(n.split(".")[0] == "confluent_kafka" for n in names):
                 confluent.add(module)
-    assert confluent == {"monitor.ingest.confluent_source"}, sorted(confluent)
+    assert confluent == {
+        "monitor.ingest.confluent_source",
+        "monitor.ingest.confluent_producer",
+    }, sorted(confluent)
 
 
 def test_every_folder_says_its_job_and_every_file_stays_small() -> None:

@@ -83,6 +83,16 @@ def test_bad_values_name_the_key(tmp_path: Path, patch: str, names: str) -> None
     assert "\n" not in str(err.value)
 
 
+def test_group_mode_takes_either_client(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    patch = "kafka: {bootstrap_servers: x, client: confluent}"
+    path.write_text(
+        "coordination: {enabled: true}\n"
+        + BASE.replace('kafka: {bootstrap_servers: "broker:9092"}', patch)
+    )
+    assert load_settings(path).kafka.client == "confluent"
+
+
 def test_bad_model_value_names_the_model_key(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(BASE.replace("amount: numeric", "amount: numberish"))
@@ -146,14 +156,13 @@ def test_time_and_dead_letter_limits(cfg: Path, monkeypatch: pytest.MonkeyPatch)
     ("patch", "names"),
     [
         ("kafka: {bootstrap_servers: x, group_id: null}", "needs kafka.group_id"),
-        ("kafka: {bootstrap_servers: x, client: confluent}", "kafka.client: kafka-python only"),
         (
             "coordination: {enabled: true, flush_interval: 0s}\nkafka: {bootstrap_servers: x}",
             "flush_interval",
         ),
     ],
 )
-def test_group_mode_needs_a_group_and_kafka_python(tmp_path: Path, patch: str, names: str) -> None:
+def test_group_mode_needs_a_group(tmp_path: Path, patch: str, names: str) -> None:
     path = tmp_path / "c.yaml"
     text = BASE.replace('kafka: {bootstrap_servers: "broker:9092"}', patch)
     if "coordination" not in patch:

@@ -12,9 +12,9 @@ from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAutho
 from prometheus_client import CollectorRegistry
 
 from monitor.events import RawRecord
+from monitor.ingest.confluent_producer import as_kafka_error
 from monitor.ingest.confluent_source import (
     ConfluentSource,
-    as_kafka_error,
     client_config,
     consumer_config,
     producer_config,
@@ -122,6 +122,7 @@ class FakeConsumer:
         self.commits: list[list[tuple[str, int, int]]] = []
         self.callbacks: dict[str, Any] = {}
         self.times: list[tuple[str, int, int]] = []
+        self.paused: set[tuple[str, int]] = set()
 
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.callbacks = callbacks
@@ -131,6 +132,15 @@ class FakeConsumer:
 
     def assignment(self) -> list[TopicPartition]:
         return self.assigned
+
+    def pause(self, parts: list[TopicPartition]) -> None:
+        self.paused |= {(p.topic, p.partition) for p in parts}
+
+    def resume(self, parts: list[TopicPartition]) -> None:
+        self.paused -= {(p.topic, p.partition) for p in parts}
+
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        return []
 
     def offsets_for_times(self, parts: list[TopicPartition], timeout: float) -> Any:
         self.times = [(p.topic, p.partition, p.offset) for p in parts]
@@ -145,8 +155,20 @@ class FakeConsumer:
 
 
 class Hooks:
-    def __init__(self) -> None:
+    """The app's side: a checkpoint on revocation; on assignment, the source decides (None),
+    or group mode's answer (``resume``), or a failing takeover (``fail`` times)."""
+
+    def __init__(self, resume: dict[tuple[str, int], int] | None = None, fail: int = 0) -> None:
         self.calls = 0
+        self.resume, self.fail = resume, fail
+        self.assigned: list[list[tuple[str, int]]] = []
+
+    def on_assign(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int] | None:
+        self.assigned.append(partitions)
+        if self.fail:
+            self.fail -= 1
+            raise OSError("state topic unreachable")
+        return self.resume
 
     def on_revoke(self) -> dict[tuple[str, int], int]:
         self.calls += 1
@@ -183,6 +205,39 @@ def test_assignment_resumes_known_partitions_and_replays_the_others() -> None:
     ]
     assert consumer.times == [("p", 0, 900_000), ("p", 2, 900_000)]  # now - horizon, in ms
     assert source.caught_up is False
+
+
+PARTS = [("p", 0), ("p", 1), ("p", 2)]
+
+
+def test_group_mode_resumes_where_the_state_topic_says_and_replays_what_it_lacks() -> None:
+    # Partition 1 has a local position (7), but the state topic knows better: 1 and 2 have
+    # state elsewhere (their owner's), 0 has none anywhere: replayed, its local position gone.
+    hooks = Hooks(resume={("p", 1): 30, ("p", 2): 55})
+    source, consumer = make(hooks)
+    consumer.callbacks["on_assign"](consumer, [TopicPartition(t, p) for t, p in PARTS])
+    assert hooks.assigned == [PARTS]
+    assert [(p.partition, p.offset) for p in consumer.assigned] == [(0, 40), (1, 30), (2, 55)]
+    assert consumer.times == [("p", 0, 900_000)] and consumer.paused == set()
+    assert source.positions() == {("p", 1): 30, ("p", 2): 55}
+
+
+def test_a_failed_takeover_reads_nothing_until_it_succeeds_on_a_later_poll() -> None:
+    hooks = Hooks(resume={("p", 0): 5}, fail=2)
+    source, consumer = make(hooks)
+    consumer.callbacks["on_assign"](consumer, [TopicPartition(t, p) for t, p in PARTS])
+    assert consumer.paused == set(PARTS) and consumer.times == []
+    assert source.poll(0.0) == [] and consumer.paused == set(PARTS)  # fails a second time
+    source.poll(0.0)
+    assert hooks.assigned == [PARTS] * 3
+    assert [(p.partition, p.offset) for p in consumer.assigned] == [
+        (0, 5),
+        (1, OFFSET_END),  # no state in the topic: replayed (none in range: from the end)
+        (2, OFFSET_END),
+    ]
+    assert consumer.paused == set() and source.positions() == {("p", 0): 5}
+    source.poll(0.0)
+    assert len(hooks.assigned) == 3  # taken over once
 
 
 def test_revocation_checkpoints_then_commits_the_revoked_partitions_only() -> None:
