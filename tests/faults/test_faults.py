@@ -361,22 +361,26 @@ def test_corrupt_checkpoint_is_reported_ignored_and_replayed(
 # every refused connection (see close_leaked_sockets): those found by the garbage collector
 # during the test are ignored, the others closed at its end.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
-def test_broker_unreachable_for_30s_mid_stream(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_broker_unreachable_for_30s_mid_stream(tmp_path: Path, client: str) -> None:
     """A broker of its own behind a proxy that owns the advertised address, so that every
-    connection (bootstrap, partition leader, coordinator) crosses the proxy."""
+    connection (bootstrap, partition leader, coordinator) crosses the proxy; the daemon on
+    each Kafka client (the test's own producer is kafka-python's either way)."""
     try:
-        with_a_proxied_broker(tmp_path, _outage)
+        with_a_proxied_broker(tmp_path, _outage, client)
     finally:
         close_leaked_sockets()
 
 
-def with_a_proxied_broker(tmp_path: Path, run: Callable[[Rig, TcpProxy], None]) -> None:
+def with_a_proxied_broker(
+    tmp_path: Path, run: Callable[[Rig, TcpProxy], None], client: str = "kafka-python"
+) -> None:
     proxy_port = free_port()
     with EmbeddedBroker(log_file=tmp_path / "tansu.log", advertised_port=proxy_port) as broker:
         proxy = TcpProxy(target=broker.port, port=proxy_port).start()
         bootstrap = f"127.0.0.1:{proxy_port}"
         topics = fresh_topics(bootstrap)  # the per-test topics, on this test's own broker
-        rig = make_rig(bootstrap, topics, tmp_path)
+        rig = make_rig(bootstrap, topics, tmp_path, kafka={"client": client})
         try:
             run(rig, proxy)
         finally:
