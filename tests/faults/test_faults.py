@@ -441,6 +441,7 @@ def _outage(rig: Rig, proxy: TcpProxy) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("rig", CLIENTS, indirect=True)
 def test_poison_pills_go_to_the_dead_letter_topic_and_lag_returns_to_zero(rig: Rig) -> None:
     feed = rig.feed(poison_every=7).start()
     daemon = rig.daemon.start()
@@ -506,6 +507,7 @@ def test_poison_pills_go_to_the_dead_letter_topic_and_lag_returns_to_zero(rig: R
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("rig", CLIENTS, indirect=True)
 def test_sigterm_under_load_exits_0_in_time_and_restart_continues_exactly(rig: Rig) -> None:
     deadline = rig.settings.shutdown.deadline
     feed = rig.feed(rate=4 * RATE).start()
