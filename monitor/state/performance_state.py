@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,8 @@ class PerformanceState:
 
     def unseen(self, preds: Sequence[Prediction]) -> tuple[IdKeys, npt.NDArray[np.bool_]]:
         """The predictions' id keys and which of them are new (duplicates are False)."""
-        keys = IdKeys.of([p.id for p in preds], self.join.legacy is not None)
+        # map(attrgetter) over a list comprehension: ~10 ns an id less (a tenth of the keys)
+        keys = IdKeys.of(list(map(attrgetter("id"), preds)), self.join.legacy is not None)
         return keys, self.join.unseen(keys.keys, keys.legacy)
 
     def encode(
@@ -94,7 +96,7 @@ class PerformanceState:
         usable = ~np.isnan(y)
         result = LabelResult(unusable=int((~usable).sum()))
         usable_labels = [lab for lab, ok in zip(labels, usable.tolist(), strict=True) if ok]
-        keys = IdKeys.of([lab.id for lab in usable_labels], self.join.legacy is not None)
+        keys = IdKeys.of(list(map(attrgetter("id"), usable_labels)), self.join.legacy is not None)
         ts = np.fromiter(
             (lab.timestamp for lab in usable_labels), dtype=np.float64, count=len(usable_labels)
         )
