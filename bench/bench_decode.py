@@ -8,14 +8,13 @@ From memory, no broker: ``--events`` records of the ``bench_core`` event shape (
 1. parse only: ``orjson.loads`` against the typed envelope (:mod:`monitor.ingest.fast_decode`);
 2. ``Pipeline.decode``: bytes → events grouped by model and partition (what the consume loop runs);
 3. extraction: decoded batch → every feature's cells (:func:`monitor.state.layout.columns`);
-4. id keys: blake2b-64 (the checkpointed key) against xxh3-64 (if ``xxhash`` is installed);
+4. id keys: xxh3-64 (the join's key) against blake2b-64 (the key before issue 12);
 5. decode + apply (``Pipeline.process`` into a fresh state: dedupe, join, windows).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import statistics
 import time
 from collections.abc import Callable
@@ -25,11 +24,12 @@ from typing import Any
 import numpy as np
 import orjson
 import prometheus_client
+from xxhash import xxh3_64_intdigest
 
 from monitor.events import RawRecord
 from monitor.ingest.route import Pipeline
 from monitor.serve.ops_metrics import OpsMetrics
-from monitor.state.join import id_keys
+from monitor.state.id_hash import blake2b_keys, id_keys
 from monitor.state.layout import columns
 
 try:  # a sibling script, imported by path whether run as a script or not
@@ -94,25 +94,15 @@ def main() -> None:
         rate(n, lambda: columns(state.cfg, state.slots, preds), repeat),
     )
     ids = [p.id for p in preds]
-    show("id keys: blake2b-64 (id_keys)", rate(n, lambda: id_keys(ids), repeat))
+    show("id keys: xxh3-64 (id_keys)", rate(n, lambda: id_keys(ids), repeat))
     show(
-        "id keys: blake2b-64 digest only",
-        rate(n, lambda: [hashlib.blake2b(i.encode(), digest_size=8).digest() for i in ids], repeat),
+        "id keys: blake2b-64 (blake2b_keys, before issue 12)",
+        rate(n, lambda: blake2b_keys(ids), repeat),
     )
-    try:
-        import xxhash
-
-        xxh = xxhash.xxh3_64_intdigest
-        show(
-            "id keys: xxh3-64 (np.fromiter)",
-            rate(
-                n,
-                lambda: np.fromiter(map(xxh, map(str.encode, ids)), np.uint64, count=len(ids)),
-                repeat,
-            ),
-        )
-    except ImportError:
-        print("id keys: xxhash not installed")
+    show(
+        "id keys: xxh3-64 into np.array(list)",
+        rate(n, lambda: np.array([xxh3_64_intdigest(i.encode()) for i in ids], np.uint64), repeat),
+    )
     show(
         "decode + extract (decode, columns)",
         rate(

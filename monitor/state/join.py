@@ -3,15 +3,14 @@
 Every prediction is remembered for ``label_ttl`` of event time (the model's newest prediction
 time is "now"), so that its label can find it and a second prediction or label with the same id
 is recognised as a duplicate. Memory is what matters here (a busy model keeps millions of
-predictions pending), so rows live in sorted numpy columns keyed by a 64-bit hash of the id,
+predictions pending), so rows live in sorted numpy columns keyed by a 64-bit hash of the id
+(:mod:`monitor.state.id_hash`: xxh3-64, or blake2b-64 in state written before issue 12),
 about 40 bytes each, with a small dict-indexed buffer for recent inserts that is merged into
 the sorted part in bulk. Labels that arrive before their prediction wait up to ``label_wait``.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,27 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.state import restore_checks as checks
+from monitor.state.id_hash import ID_HASH, LEGACY_HASH, KeyArray, id_keys, legacy_bound
 from monitor.state.join_journal import JoinJournal
 
-KeyArray = npt.NDArray[np.uint64]
 FloatArray = npt.NDArray[np.float64]
 PENDING, JOINED, DEAD = 0, 1, 2
 _BUFFER = 32_768  # rows merged into the sorted part at once: amortises the O(n) insert
-
-
-def id_keys(ids: Iterable[str]) -> KeyArray:
-    """Stable 64-bit keys for ids (same across restarts, unlike ``hash``).
-
-    >>> id_keys(["a", "a", "b"]).tolist()[0] == id_keys(["a"]).tolist()[0]
-    True
-    """
-    return np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little")
-            for i in ids
-        ),
-        dtype=np.uint64,
-    )
+__all__ = ["DEAD", "JOINED", "PENDING", "JoinCounts", "KeyArray", "LabelJoin", "Pairs", "id_keys"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +74,10 @@ class LabelJoin:
     buffer: dict[int, int] = field(default_factory=dict)  # key → buffer row
     #: Group mode: what changed since the last publication (see ``state/join_journal``).
     journal: JoinJournal | None = None
+    #: Restored from state written before issue 12: the newest event time of a row or an
+    #: early label keyed by blake2b. Until every row and early label that old has gone, ids
+    #: are looked up under both hashes (callers pass ``legacy`` keys); then None, for good.
+    legacy: float | None = None
     _bkeys: KeyArray = field(init=False)
     _bts: FloatArray = field(init=False)
     _bpred: FloatArray = field(init=False)
@@ -146,12 +135,17 @@ class LabelJoin:
         )
 
     # -- predictions ------------------------------------------------------------------------
-    def unseen(self, keys: KeyArray) -> npt.NDArray[np.bool_]:
-        """Mask of keys never seen before (the first of repeats within ``keys`` counts)."""
+    def unseen(self, keys: KeyArray, legacy: KeyArray | None = None) -> npt.NDArray[np.bool_]:
+        """Mask of keys never seen before (the first of repeats within ``keys`` counts).
+
+        ``legacy``: the same ids' blake2b keys, while :attr:`legacy` rows remain (those are
+        only ever in the sorted part: the buffer takes new keys only)."""
         _, first = np.unique(keys, return_index=True)
         fresh = np.zeros(keys.size, dtype=bool)
         fresh[first] = True
         fresh &= self._find(keys) < 0
+        if legacy is not None:
+            fresh &= self._find(legacy) < 0
         if self.buffer:
             buffered = self.buffer
             fresh &= np.fromiter(
@@ -160,27 +154,42 @@ class LabelJoin:
         return fresh
 
     def add_predictions(
-        self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
+        self,
+        keys: KeyArray,
+        ts: FloatArray,
+        pred: FloatArray,
+        proba: npt.NDArray[np.float32],
+        legacy: KeyArray | None = None,
     ) -> tuple[npt.NDArray[np.bool_], Pairs, JoinCounts]:
         """Remember new predictions; returns (first-seen mask, pairs joined to early labels)."""
-        fresh = self.unseen(keys)
-        pairs, counts = self.insert(keys[fresh], ts[fresh], pred[fresh], proba[fresh])
+        fresh = self.unseen(keys, legacy)
+        old = None if legacy is None else legacy[fresh]
+        pairs, counts = self.insert(keys[fresh], ts[fresh], pred[fresh], proba[fresh], old)
         counts.duplicate_predictions = int(keys.size - fresh.sum())
         return fresh, pairs, counts
 
     def insert(
-        self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
+        self,
+        keys: KeyArray,
+        ts: FloatArray,
+        pred: FloatArray,
+        proba: npt.NDArray[np.float32],
+        legacy: KeyArray | None = None,
     ) -> tuple[Pairs, JoinCounts]:
         """Remember predictions the caller already knows are new (see :meth:`unseen`);
-        returns the pairs joined to labels that were waiting for them."""
+        returns the pairs joined to labels that were waiting for them (an early label kept
+        under its ``legacy`` key too). The rows are keyed by ``keys`` whatever ``legacy``."""
         counts = JoinCounts()
         state = np.zeros(keys.size, np.uint8)
         rows: list[int] = []
         ys: list[float] = []
         label_ts: list[float] = []
         if self.early:  # labels that came first join now (rare: checked only when any wait)
+            old = legacy.tolist() if legacy is not None else None
             for i, k in enumerate(keys.tolist()):
                 early = self.early.pop(k, None)
+                if early is None and old is not None:
+                    early = self.early.pop(old[i], None)
                 if early is not None:
                     rows.append(i)
                     ys.append(early[0])
@@ -207,13 +216,20 @@ class LabelJoin:
         return pairs, counts
 
     # -- labels -----------------------------------------------------------------------------
-    def add_labels(self, keys: KeyArray, y: FloatArray, ts: FloatArray) -> tuple[Pairs, JoinCounts]:
-        """Join labels to their predictions; labels of unseen ids wait as early labels."""
+    def add_labels(
+        self, keys: KeyArray, y: FloatArray, ts: FloatArray, legacy: KeyArray | None = None
+    ) -> tuple[Pairs, JoinCounts]:
+        """Join labels to their predictions; labels of unseen ids wait as early labels (under
+        ``keys``). ``legacy``: the ids' blake2b keys, tried when ``keys`` find nothing."""
         counts = JoinCounts()
         rows = self._find(keys)
+        old = self._find(legacy) if legacy is not None else None
         found: list[tuple[float, float, npt.NDArray[np.float32], float, float]] = []
         for i in range(keys.size):
             k, r = int(keys[i]), int(rows[i])
+            if r < 0 and old is not None and k not in self.buffer and old[i] >= 0:
+                r = int(old[i])
+                k = int(self.keys[r])  # the row's own key: the journal names it
             if r >= 0:
                 if self.state[r] == JOINED:
                     counts.duplicate_labels += 1
@@ -227,7 +243,7 @@ class LabelJoin:
                 self._bstate[b] = JOINED
                 p_ts, p_pred, p_proba = float(self._bts[b]), float(self._bpred[b]), self._bproba[b]
             else:
-                if k in self.early:
+                if k in self.early or (legacy is not None and int(legacy[i]) in self.early):
                     counts.duplicate_labels += 1
                 else:
                     self.early[k] = (float(y[i]), float(ts[i]))
@@ -269,6 +285,10 @@ class LabelJoin:
         self.state[old] = DEAD
         counts.evicted = self._evict()
         self._compact()
+        if self.legacy is not None:  # the blake2b keys gone: one hash from now on
+            bound = self.legacy
+            if not (self.ts <= bound).any() and all(t > bound for _, t in self.early.values()):
+                self.legacy = None
         return counts
 
     def _evict(self) -> int:
@@ -319,7 +339,11 @@ class LabelJoin:
         self._flush()
         for name in ("keys", "ts", "pred", "proba", "state"):
             arrays[f"{prefix}.{name}"] = getattr(self, name)
-        return {"early": [[str(k), y, t] for k, (y, t) in self.early.items()]}
+        meta: dict[str, Any] = {"early": [[str(k), y, t] for k, (y, t) in self.early.items()]}
+        meta["hash"] = ID_HASH  # absent before issue 12: every key was blake2b's
+        if self.legacy is not None:
+            meta[LEGACY_HASH] = self.legacy
+        return meta
 
     def load_state(self, state: object, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> None:
         """Restore :meth:`to_state`; raises ValueError for any part that does not fit."""
@@ -351,6 +375,7 @@ class LabelJoin:
                 checks.number(t, "early label time"),
             )
         self.install(keys.copy(), ts.copy(), pred.copy(), proba.copy(), state.copy(), early)
+        self.legacy = legacy_bound(meta, prefix, ts[state != DEAD], early)
 
     def install(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from monitor.events import Label, Prediction
 from monitor.settings import ModelSettings
 from monitor.state import restore_checks as checks
 from monitor.state.encoding import TargetEncoder
-from monitor.state.join import JoinCounts, KeyArray, LabelJoin, Pairs, id_keys
+from monitor.state.id_hash import IdKeys
+from monitor.state.join import JoinCounts, LabelJoin, Pairs
 from monitor.state.window import AccumulatorRing
 from monitor.stats.accumulators import ClassificationAccumulator, RegressionAccumulator
 from monitor.stats.performance import PerformanceSnapshot, performance_snapshot
@@ -56,10 +58,11 @@ class PerformanceState:
             return RegressionAccumulator()
         return ClassificationAccumulator(n_classes=self.encoder.n_classes, positive=1)
 
-    def unseen(self, preds: Sequence[Prediction]) -> tuple[KeyArray, npt.NDArray[np.bool_]]:
+    def unseen(self, preds: Sequence[Prediction]) -> tuple[IdKeys, npt.NDArray[np.bool_]]:
         """The predictions' id keys and which of them are new (duplicates are False)."""
-        keys = id_keys(p.id for p in preds)
-        return keys, self.join.unseen(keys)
+        # map(attrgetter) over a list comprehension: ~10 ns an id less (a tenth of the keys)
+        keys = IdKeys.of(list(map(attrgetter("id"), preds)), self.join.legacy is not None)
+        return keys, self.join.unseen(keys.keys, keys.legacy)
 
     def encode(
         self, preds: Sequence[Prediction]
@@ -70,7 +73,7 @@ class PerformanceState:
     def add_predictions(
         self,
         encoded: tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]],
-        keys: KeyArray,
+        keys: IdKeys,
         ts: npt.NDArray[np.float64],
         newest: float,
     ) -> tuple[JoinCounts, npt.NDArray[np.float64]]:
@@ -81,7 +84,7 @@ class PerformanceState:
         Returns the join counts and the delays of labels that were waiting for these.
         """
         y_pred, proba = encoded
-        early_pairs, counts = self.join.insert(keys, ts, y_pred, proba)
+        early_pairs, counts = self.join.insert(keys.keys, ts, y_pred, proba, keys.legacy)
         for ring in self.rings.values():
             ring.advance(int(np.floor(newest / ring.pane)))
             ring.add(ts, lambda acc, m: self._fill_predictions(acc, y_pred[m], proba[m]))
@@ -93,11 +96,11 @@ class PerformanceState:
         usable = ~np.isnan(y)
         result = LabelResult(unusable=int((~usable).sum()))
         usable_labels = [lab for lab, ok in zip(labels, usable.tolist(), strict=True) if ok]
-        keys = id_keys(lab.id for lab in usable_labels)
+        keys = IdKeys.of(list(map(attrgetter("id"), usable_labels)), self.join.legacy is not None)
         ts = np.fromiter(
             (lab.timestamp for lab in usable_labels), dtype=np.float64, count=len(usable_labels)
         )
-        pairs, result.counts = self.join.add_labels(keys, y[usable], ts)
+        pairs, result.counts = self.join.add_labels(keys.keys, y[usable], ts, keys.legacy)
         result.too_late = self._add_pairs(pairs)
         result.delays = pairs.delay
         return result

@@ -361,22 +361,26 @@ def test_corrupt_checkpoint_is_reported_ignored_and_replayed(
 # every refused connection (see close_leaked_sockets): those found by the garbage collector
 # during the test are ignored, the others closed at its end.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
-def test_broker_unreachable_for_30s_mid_stream(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_broker_unreachable_for_30s_mid_stream(tmp_path: Path, client: str) -> None:
     """A broker of its own behind a proxy that owns the advertised address, so that every
-    connection (bootstrap, partition leader, coordinator) crosses the proxy."""
+    connection (bootstrap, partition leader, coordinator) crosses the proxy; the daemon on
+    each Kafka client (the test's own producer is kafka-python's either way)."""
     try:
-        with_a_proxied_broker(tmp_path, _outage)
+        with_a_proxied_broker(tmp_path, _outage, client)
     finally:
         close_leaked_sockets()
 
 
-def with_a_proxied_broker(tmp_path: Path, run: Callable[[Rig, TcpProxy], None]) -> None:
+def with_a_proxied_broker(
+    tmp_path: Path, run: Callable[[Rig, TcpProxy], None], client: str = "kafka-python"
+) -> None:
     proxy_port = free_port()
     with EmbeddedBroker(log_file=tmp_path / "tansu.log", advertised_port=proxy_port) as broker:
         proxy = TcpProxy(target=broker.port, port=proxy_port).start()
         bootstrap = f"127.0.0.1:{proxy_port}"
         topics = fresh_topics(bootstrap)  # the per-test topics, on this test's own broker
-        rig = make_rig(bootstrap, topics, tmp_path)
+        rig = make_rig(bootstrap, topics, tmp_path, kafka={"client": client})
         try:
             run(rig, proxy)
         finally:
@@ -437,6 +441,7 @@ def _outage(rig: Rig, proxy: TcpProxy) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("rig", CLIENTS, indirect=True)
 def test_poison_pills_go_to_the_dead_letter_topic_and_lag_returns_to_zero(rig: Rig) -> None:
     feed = rig.feed(poison_every=7).start()
     daemon = rig.daemon.start()
@@ -502,6 +507,7 @@ def test_poison_pills_go_to_the_dead_letter_topic_and_lag_returns_to_zero(rig: R
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("rig", CLIENTS, indirect=True)
 def test_sigterm_under_load_exits_0_in_time_and_restart_continues_exactly(rig: Rig) -> None:
     deadline = rig.settings.shutdown.deadline
     feed = rig.feed(rate=4 * RATE).start()
