@@ -114,6 +114,8 @@ class VersionLog:
 
     def load_state(self, raw: Iterable[Any]) -> None:
         """Restore :meth:`to_state`; raises ValueError on anything else."""
+        if not isinstance(raw, list | tuple):  # crafted state: a version log is a list
+            raise ValueError(f"version log {raw!r:.80} is not [version, time] pairs")
         newest: dict[str, float] = {}
         for entry in raw:
             if not (isinstance(entry, list | tuple) and len(entry) == 2):
