@@ -87,7 +87,7 @@ class _Kind:
             self.ref_psi = coarsen_rows(self.ref, coarse, max(p.n_coarse for p in profiles))
             cum_ref = np.cumsum(self.ref[:, :-1], axis=1)
             self.n_ref = cum_ref[:, -1].astype(np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):  # an empty reference: NaN
+            with np.errstate(invalid="ignore"):  # an empty reference: 0 / 0, NaN
                 self.ref_cdf = cum_ref / self.n_ref[:, None]
             # The last value bin of each coarse bin (coarse bins are runs, checked on load); a
             # padded coarse bin repeats the row's last one, so its count below comes out 0.
@@ -151,7 +151,7 @@ class DriftPlan:
             rows = kind.counts(cells)
             n = rows.sum(axis=1)
             out["count"][where] = n
-            with np.errstate(divide="ignore", invalid="ignore"):  # n = 0: NaN ratios
+            with np.errstate(invalid="ignore"):  # n = 0: 0 / 0, NaN ratios
                 out["missing"][where] = cells[kind.gather[:, -1]] / n
                 out["type_mismatch"][where] = cells[kind.mismatch] / n
                 top = cells[kind.top]

@@ -56,14 +56,10 @@ def coarsen(
     >>> coarsen([1, 2, 3, 4], [0, 0, 1, 1], 2).tolist()
     [3, 7]
     """
-    fine = np.asarray(fine_counts, dtype=np.int64)
-    cmap = np.asarray(coarse_map, dtype=np.intp)
-    if fine.ndim != 1 or cmap.ndim != 1:
-        raise ValueError(
-            f"fine_counts has {fine.size} bins; expected {cmap.size} (values) "
-            f"or {cmap.size + 1} (values + missing)"
-        )
-    row: npt.NDArray[np.int64] = coarsen_rows(fine[None], cmap[None], n_coarse)[0]
+    # One row of coarsen_rows (which checks shapes: a 2-D input here is a 3-D table there).
+    row: npt.NDArray[np.int64] = coarsen_rows(
+        np.asarray(fine_counts)[None], np.asarray(coarse_map)[None], n_coarse
+    )[0]
     return row
 
 
@@ -167,7 +163,7 @@ def psi_rows(
     [0.062861, nan]
     """
     ref, win, n_ref, n_win = _rows(ref_counts, win_counts)
-    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
+    with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN (set below)
         # Division (not multiplication by 1/n) is correctly rounded: equal shares compare equal.
         expected = np.maximum(ref / n_ref[:, None], eps)
         actual = np.maximum(win / n_win[:, None], eps)
@@ -247,7 +243,7 @@ def ks_cumulative(
     """
     ref = np.asarray(cum_ref)
     n_ref = ref[:, -1].astype(np.float64) if ref.ndim == 2 and ref.shape[1] else np.zeros(len(ref))
-    with np.errstate(divide="ignore", invalid="ignore"):  # an empty reference: NaN, below
+    with np.errstate(invalid="ignore"):  # an empty reference: 0 / 0, NaN
         cdf = ref / n_ref[:, None]
     return ks_against(cdf, n_ref, cum_win)
 
@@ -267,7 +263,7 @@ def ks_against(
         raise ValueError(f"bin count mismatch: reference {ref_cdf.shape}, window {win.shape}")
     n_win = win[:, -1].astype(np.float64) if win.shape[1] else np.zeros(win.shape[0])
     empty = (n_ref <= 0.0) | (n_win <= 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
+    with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN (set below)
         # In place: these tables are a model's every fine bin, the largest arrays evaluated.
         gap = np.divide(win, n_win[:, None], dtype=np.float64)
         gap -= ref_cdf
@@ -332,7 +328,7 @@ def chi2_rows(
     # For two rows, sum((O - E)**2 / E) collapses to sum((r*W - w*R)**2 / C) / (R*W): one pass,
     # no cancellation. Empty columns have r = w = 0, so dividing them by 1 drops them.
     gap = ref * n_win[:, None] - win * n_ref[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN, set below
+    with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN (set below)
         statistic = np.sum(gap * gap / np.maximum(column, 1.0), axis=1) / (n_ref * n_win)
     single = dof <= 0  # one occupied bin: nothing to compare (scipy's dof = 0 answer)
     statistic[single] = 0.0
@@ -380,7 +376,7 @@ def js_rows(ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike) -> FloatArray:
     [0.383136, 1.0, nan]
     """
     ref, win, n_ref, n_win = _rows(ref_counts, win_counts)
-    with np.errstate(divide="ignore", invalid="ignore"):  # empty bins and rows: masked below
+    with np.errstate(divide="ignore", invalid="ignore"):  # log2(0) and 0 / 0: masked below
         p = ref / n_ref[:, None]
         q = win / n_win[:, None]
         m = (p + q) / 2.0

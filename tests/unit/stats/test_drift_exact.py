@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -12,11 +13,16 @@ from scipy.stats import chi2_contingency, false_discovery_control
 
 from monitor.stats.drift import (
     DEFAULT_PSI_EPS,
+    chi2_rows,
     chi2_two_sample,
     coarsen,
     js_distance,
+    js_rows,
     ks_binned,
+    ks_cumulative,
+    ks_rows,
     psi,
+    psi_rows,
 )
 from monitor.stats.fdr import benjamini_hochberg
 
@@ -110,3 +116,28 @@ def test_js_distance_with_a_single_event_on_a_side() -> None:
     by_hand = math.sqrt((math.log2(4 / 3) + 0.5 * math.log2(2 / 3) + 0.5) / 2)
     assert js_distance([1, 0], [1, 1]) == pytest.approx(by_hand, rel=1e-12)
     assert js_distance([1, 1], [1, 0]) == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_nearly_equal_frequencies_are_at_distance_zero_not_nan() -> None:
+    # The two divergences of these counts round to -7.4e-17 in sum: the clamp keeps it a 0.
+    ref = [34551989730158, 729925790983514, 176479964981956]
+    win = [34551989730158, 729925790983514, 176479964981957]
+    assert js_distance(ref, win) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("ref", "win"),
+    [([[0, 0, 0]], [[1, 2, 3]]), ([[1, 2, 3]], [[0, 0, 0]]), ([[0, 0]], [[0, 0]])],
+)
+def test_an_empty_side_is_nan_without_a_warning(ref: list[list[int]], win: list[list[int]]) -> None:
+    """Empty windows are routine (a quiet model): no RuntimeWarning per feature and tick."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = [
+            psi_rows(ref, win)[0],
+            js_rows(ref, win)[0],
+            chi2_rows(ref, win)[1][0],
+            *(r[0] for r in ks_rows(ref, win)[:2]),
+            ks_cumulative(np.cumsum(ref, axis=1), np.cumsum(win, axis=1))[0][0],
+        ]
+    assert all(math.isnan(x) for x in results), results
