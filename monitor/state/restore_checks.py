@@ -109,6 +109,14 @@ def text(value: object, what: str) -> str:
     return value
 
 
+def key64(value: object, what: str, where: str) -> int:
+    """A 64-bit key kept as a decimal string (JSON has no exact 64-bit integers)."""
+    digits = text(value, what)
+    if not (digits.isdigit() and len(digits) <= 20 and int(digits) < 2**64):
+        raise ValueError(f"{where}: {what} is not a 64-bit key")
+    return int(digits)
+
+
 def optional_text(value: object, what: str) -> str | None:
     """``value`` as a string or None."""
     return None if value is None else text(value, what)
