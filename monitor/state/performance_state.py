@@ -6,7 +6,6 @@ window; a label whose prediction's pane has already slid out is counted as too l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from monitor.settings import ModelSettings
 from monitor.state import restore_checks as checks
 from monitor.state.encoding import TargetEncoder
 from monitor.state.join import JoinCounts, KeyArray, LabelJoin, Pairs, id_keys
-from monitor.state.window import AccumulatorRing
+from monitor.state.window import AccumulatorRing, pane_id
 from monitor.stats.accumulators import ClassificationAccumulator, RegressionAccumulator
 from monitor.stats.performance import PerformanceSnapshot, performance_snapshot
 
@@ -83,7 +82,7 @@ class PerformanceState:
         y_pred, proba = encoded
         early_pairs, counts = self.join.insert(keys, ts, y_pred, proba)
         for ring in self.rings.values():
-            ring.advance(int(np.floor(newest / ring.pane)))
+            ring.advance(pane_id(newest, ring.pane))
             ring.add(ts, lambda acc, m: self._fill_predictions(acc, y_pred[m], proba[m]))
         self._add_pairs(early_pairs)
         return counts, early_pairs.delay
@@ -177,7 +176,7 @@ class PerformanceState:
     def clamp(self, bound: float) -> None:
         """Pull every window's head back to the pane of ``bound``, dropping later panes."""
         for ring in self.rings.values():
-            ring.clamp(math.floor(bound / ring.pane))
+            ring.clamp(pane_id(bound, ring.pane))
 
     def expire(self, now: float) -> JoinCounts:
         return self.join.expire(now)
