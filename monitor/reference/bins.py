@@ -106,7 +106,8 @@ class NumericProfile:
         if self.low is not None:
             low = float(self.low)
             # Values below low must fall in bin 0 for the window's "below" cell to fold back.
-            top = min(np.nextafter(edges[0], np.inf), edges[-1]) if edges.size else math.nan
+            with np.errstate(over="ignore"):  # an edge at the float max steps to inf: fine
+                top = min(np.nextafter(edges[0], np.inf), edges[-1]) if edges.size else math.nan
             if not edges[:1].size or not edges[0] <= low <= top:
                 raise ReferenceProfileError("low must be the first edge or one step above it")
             object.__setattr__(self, "low", low)

@@ -84,7 +84,8 @@ def _quantile_edges(
     starts = np.flatnonzero(np.concatenate(([True], finite[1:] != finite[:-1])))
     run_lengths = np.diff(np.append(starts, finite.size))
     heavy = finite[starts[run_lengths * fine_bins > n]]
-    below = np.nextafter(heavy, -np.inf)
+    with np.errstate(over="ignore"):  # -max steps to -inf, dropped below; no warning for it
+        below = np.nextafter(heavy, -np.inf)
     edges = np.unique(np.concatenate((finite[ranks], heavy, below[np.isfinite(below)])))
     return edges + 0.0  # turns -0.0 into 0.0 so equal data always hash alike
 

@@ -21,7 +21,6 @@ time: if it raises, the state is as it was, and the pipeline retries the events 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +41,7 @@ from monitor.state.layout import PREDICTION, Slot, columns, layout
 from monitor.state.performance_state import LabelResult, PerformanceState
 from monitor.state.unseen import UnseenPanes, categorical_features, unseen_columns
 from monitor.state.versions import VersionLog
-from monitor.state.window import PaneRing, WindowView
+from monitor.state.window import PaneRing, WindowView, pane_id
 
 
 @dataclass
@@ -322,9 +321,9 @@ class ModelState:
         if not self.clocks.clamp(bound):
             return False
         for ring in self.windows.values():
-            ring.clamp(math.floor(bound / ring.pane))
+            ring.clamp(pane_id(bound, ring.pane))
         for panes in self.unseen.values():
-            panes.clamp(math.floor(bound / panes.pane))
+            panes.clamp(pane_id(bound, panes.pane))
         self.perf.clamp(bound)
         return True
 

@@ -6,7 +6,6 @@ window; a label whose prediction's pane has already slid out is counted as too l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -21,7 +20,7 @@ from monitor.state import restore_checks as checks
 from monitor.state.encoding import TargetEncoder
 from monitor.state.id_hash import IdKeys
 from monitor.state.join import JoinCounts, LabelJoin, Pairs
-from monitor.state.window import AccumulatorRing
+from monitor.state.window import AccumulatorRing, pane_id
 from monitor.stats.accumulators import ClassificationAccumulator, RegressionAccumulator
 from monitor.stats.performance import PerformanceSnapshot, performance_snapshot
 
@@ -86,7 +85,7 @@ class PerformanceState:
         y_pred, proba = encoded
         early_pairs, counts = self.join.insert(keys.keys, ts, y_pred, proba, keys.legacy)
         for ring in self.rings.values():
-            ring.advance(int(np.floor(newest / ring.pane)))
+            ring.advance(pane_id(newest, ring.pane))
             ring.add(ts, lambda acc, m: self._fill_predictions(acc, y_pred[m], proba[m]))
         self._add_pairs(early_pairs)
         return counts, early_pairs.delay
@@ -180,7 +179,7 @@ class PerformanceState:
     def clamp(self, bound: float) -> None:
         """Pull every window's head back to the pane of ``bound``, dropping later panes."""
         for ring in self.rings.values():
-            ring.clamp(math.floor(bound / ring.pane))
+            ring.clamp(pane_id(bound, ring.pane))
 
     def expire(self, now: float) -> JoinCounts:
         return self.join.expire(now)

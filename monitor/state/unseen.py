@@ -27,7 +27,7 @@ from monitor.events import Prediction
 from monitor.reference.bins import CategoricalProfile
 from monitor.state import restore_checks as checks
 from monitor.state.layout import PREDICTION, Slot
-from monitor.state.window import FloatArray, IntArray
+from monitor.state.window import FloatArray, IntArray, pane_ids
 from monitor.stats.heavy_hitters import DEFAULT_CAPACITY, MisraGries
 from monitor.vocabulary import canonical_key
 
@@ -81,10 +81,10 @@ class UnseenPanes:
         self.advance(head)
         if head is None or not len(values):
             return
-        pane_ids = np.floor(timestamps / self.pane).astype(np.int64)
-        inside = (pane_ids > head - self.n_panes) & (pane_ids <= head)
-        for pane_id in np.unique(pane_ids[inside]).tolist():
-            picked = np.flatnonzero(pane_ids == pane_id).tolist()
+        panes = pane_ids(timestamps, self.pane)
+        inside = (panes > head - self.n_panes) & (panes <= head)
+        for pane_id in np.unique(panes[inside]).tolist():
+            picked = np.flatnonzero(panes == pane_id).tolist()
             sketches = self.panes.setdefault(pane_id, {})
             sketch = sketches.setdefault(feature, MisraGries(self.capacity))
             sketch.add(values[i][:MAX_VALUE_CHARS] for i in picked)

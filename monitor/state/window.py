@@ -49,6 +49,29 @@ def accept_on_time(
     return mask, float(max(newest_seen, float(timestamps.max())))
 
 
+def pane_ids(timestamps: npt.ArrayLike, pane: float) -> IntArray:
+    """The pane of each time: the ``k`` with ``k*pane <= t < (k+1)*pane`` in float arithmetic.
+
+    >>> pane_ids(np.array([1_700_000_000.0, 0.3]), 0.1).tolist()
+    [17000000000, 2]
+
+    ``floor(t / pane)`` alone is off by one near a boundary when the pane is not a binary
+    fraction (0.1 s) at epoch scale: the quotient rounds across the integer, and
+    :meth:`PaneRing.bounds` (``k * pane``) would then place the event outside the pane that
+    counted it (the model state's too-late count compares times with those bounds).
+    """
+    t = np.asarray(timestamps, dtype=np.float64)
+    k = np.floor(t / pane)
+    k -= k * pane > t
+    k += (k + 1) * pane <= t
+    return k.astype(np.int64)
+
+
+def pane_id(timestamp: float, pane: float) -> int:
+    """:func:`pane_ids` of one time."""
+    return int(pane_ids(np.array([timestamp]), pane)[0])
+
+
 def _check_panes(pane_ids: IntArray, head: int | None, n_panes: int, prefix: str) -> None:
     """Each live pane sits in its own slot and inside the window that ends at ``head``."""
     live = pane_ids != _EMPTY
@@ -96,7 +119,7 @@ class PaneRing:
         self.head: int | None = None
 
     def pane_of(self, timestamps: FloatArray) -> IntArray:
-        return np.floor(timestamps / self.pane).astype(np.int64)
+        return pane_ids(timestamps, self.pane)
 
     def advance(self, head: int) -> None:
         """Move the head to pane ``head`` (never backwards), expiring panes that slide out."""
@@ -305,7 +328,7 @@ class AccumulatorRing(Generic[A]):
         """
         if timestamps.size == 0 or self.head is None:
             return np.ones(timestamps.size, dtype=bool)
-        panes = np.floor(timestamps / self.pane).astype(np.int64)
+        panes = pane_ids(timestamps, self.pane)
         inside = (panes > self.head - self.n_panes) & (panes <= self.head)
         for pane_id in np.unique(panes[inside]).tolist():
             part = self._factory()

@@ -19,7 +19,6 @@ duplicate counters of every run just before it is stopped.
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 import re
@@ -27,41 +26,23 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import numpy as np
 import orjson
 import pytest
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from monitor.atomic import TMP_PREFIX
 from monitor.devkit.broker import EmbeddedBroker, free_port
-from monitor.events import Prediction
-from monitor.persistence.checkpoint import MAGIC, CheckpointError, read_checkpoint
-from monitor.persistence.store import StateStore
-from monitor.settings import ConfigError
-from monitor.settings_loader import load_settings
-from monitor.state.model_state import ModelState
+from monitor.persistence.checkpoint import MAGIC, read_checkpoint
+from tests.support.bad_config import HOOK_SECRET, PASSWORD, assert_good_message, base_config
 from tests.support.fault_oracle import (
     MODEL,
     POISON,
     Verdict,
-    decode,
-    expected_counts,
-    expected_snapshot,
-    independent_statistics,
-    judge,
-    model_config,
-    save_reference,
-    traffic,
 )
 from tests.support.fault_rig import (
     CHECKPOINT,
@@ -75,7 +56,6 @@ from tests.support.fault_rig import (
 from tests.support.fault_tools import (
     TcpProxy,
     close_leaked_sockets,
-    daemon_config,
     read_topic,
     wait_for,
     write_config,
@@ -107,140 +87,6 @@ def figures(what: str, verdict: Verdict, **extra: str) -> None:
         f"duplicated {verdict.duplicated('15m')}",
     ]
     print(f"\n[faults] {what}: " + "; ".join(parts))
-
-
-# -- the oracle and the checkpoint format, in process -------------------------------------------
-
-
-def test_the_judge_notices_one_lost_or_one_double_counted_record(tmp_path: Path) -> None:
-    """Without a broker: the oracle of these tests can fail them."""
-    reference = save_reference(tmp_path / "churn.json")
-    settings = write_config(
-        tmp_path / "c.yaml",
-        daemon_config(
-            bootstrap="127.0.0.1:9",
-            group="g",
-            topics=("p", "l", "d"),
-            port=0,
-            state_dir=tmp_path,
-            reference=tmp_path / "churn.json",
-        ),
-    )
-    records = list(itertools.islice(traffic("p", "l", SEED), 3000))
-    want = expected_snapshot(settings, reference, records)
-    counts = expected_counts(settings, records)
-    assert not judge(want.to_json(), want, counts).mismatches
-    last = max(i for i, r in enumerate(records) if r.topic == "p")
-    lost = judge(
-        expected_snapshot(settings, reference, records[:last] + records[last + 1 :]).to_json(),
-        want,
-        counts,
-    )
-    assert lost.lost("15m") == 1 and lost.duplicated("15m") == 0
-    assert any(".psi" in m for m in lost.mismatches), lost.mismatches
-    doubled = want.to_json()
-    doubled["models"][0]["windows"][1]["predictions"] += 1
-    assert judge(doubled, want, counts).duplicated("15m") == 1
-    nudged = want.to_json()
-    nudged["models"][0]["windows"][0]["features"][0]["psi"] += 2e-9
-    assert judge(nudged, want, counts).mismatches == [
-        f"1m.x.psi: {nudged['models'][0]['windows'][0]['features'][0]['psi']} "
-        f"!= {want.models[0].windows[0].features[0].psi}"
-    ]
-
-
-def test_the_judge_checks_the_statistics_against_the_raw_samples(tmp_path: Path) -> None:
-    """Without a broker: PSI, KS D and chi-square of the final windows, recomputed from the
-    produced records and the raw training values without the daemon's code, agree with the
-    evaluation, and a statistic off by more than its tolerance is named."""
-    reference = save_reference(tmp_path / "churn.json")
-    settings = write_config(
-        tmp_path / "c.yaml",
-        daemon_config(
-            bootstrap="127.0.0.1:9",
-            group="g",
-            topics=("p", "l", "d"),
-            port=0,
-            state_dir=tmp_path,
-            reference=tmp_path / "churn.json",
-        ),
-    )
-    records = list(itertools.islice(traffic("p", "l", SEED, poison_every=97), 3000))
-    want = expected_snapshot(settings, reference, records)
-    counts = expected_counts(settings, records)
-    raw = independent_statistics(settings, reference, records)
-    assert set(raw) == {"1m", "15m"}
-    # The stream drifts x from 0 to 0.3: the raw statistics see it (not vacuous).
-    assert raw["15m"].psi["x"] > 0.05 and raw["15m"].ks_exact > 0.05
-    assert not judge(want.to_json(), want, counts, raw).mismatches
-    for stat, delta, expected in [
-        ("psi", 2e-9, "1m.x.psi"),
-        ("ks_statistic", 0.01, "1m.x.ks_statistic"),
-        ("chi2_pvalue", None, "1m.x.chi2_pvalue"),
-    ]:
-        off = want.to_json()
-        x = off["models"][0]["windows"][0]["features"][0]
-        assert x["feature"] == "x"
-        x[stat] = x[stat] * 1.01 if delta is None else x[stat] + delta
-        found = [m for m in judge(off, want, counts, raw).mismatches if "raw" in m]
-        assert [m.split(":")[0] for m in found] == [expected], found
-
-
-@pytest.fixture(scope="module")
-def checkpoint_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """A real checkpoint: a model state fed a stream, with offsets."""
-    tmp = tmp_path_factory.mktemp("ckpt")
-    reference = save_reference(tmp / "churn.json")
-    settings = load_settings(None, overrides={"models": [model_config(tmp / "churn.json")]})
-    records = list(itertools.islice(traffic("predictions", "labels", SEED), 2000))
-    states = {MODEL: ModelState(settings.model(MODEL), reference)}
-    for event in decode(settings, records):  # windows, pending joins, joined pairs
-        if isinstance(event, Prediction):
-            states[MODEL].add_predictions([event])
-        else:
-            states[MODEL].add_labels([event])
-    store = StateStore(tmp, states, threading.Lock())
-    store.save(lambda: {("predictions", 0): 1234, ("labels", 2): 56})
-    return store.path.read_bytes()
-
-
-@settings(max_examples=400, deadline=None, derandomize=True, database=None)
-@given(where=st.floats(0, 1, exclude_max=True), bit=st.integers(0, 7))
-def test_any_flipped_bit_is_refused_or_harmless(
-    checkpoint_bytes: bytes, tmp_path_factory: pytest.TempPathFactory, where: float, bit: int
-) -> None:
-    """Never half-read: a checkpoint with one bit flipped anywhere raises CheckpointError or
-    reads back the same state and offsets (a flip in the header's timestamp changes only it)."""
-    good = read_checkpoint(_write(tmp_path_factory, checkpoint_bytes))
-    data = bytearray(checkpoint_bytes)
-    data[int(where * len(data))] ^= 1 << bit
-    try:
-        got = read_checkpoint(_write(tmp_path_factory, bytes(data)))
-    except CheckpointError:
-        return
-    assert got.meta == good.meta
-    assert got.arrays.keys() == good.arrays.keys()
-    assert all(np.array_equal(got.arrays[k], good.arrays[k]) for k in good.arrays)
-
-
-def _write(factory: pytest.TempPathFactory, data: bytes) -> Path:
-    path = factory.getbasetemp() / "flipped.mmc"
-    path.write_bytes(data)
-    return path
-
-
-def test_a_checkpoint_write_cut_short_by_kill_9_leaves_no_file_behind(tmp_path: Path) -> None:
-    """The temporary file of a write that never reached its rename is removed at the next start
-    (the checkpoint it would have replaced is untouched)."""
-    reference = save_reference(tmp_path / "churn.json")
-    settings = load_settings(None, overrides={"models": [model_config(tmp_path / "churn.json")]})
-    states = {MODEL: ModelState(settings.model(MODEL), reference)}
-    store = StateStore(tmp_path / "state", states, threading.Lock())
-    store.save(lambda: {("predictions", 0): 7})
-    cut_short = tmp_path / "state" / f"{TMP_PREFIX}{CHECKPOINT}.x1y2z3"
-    cut_short.write_bytes(store.path.read_bytes()[:100])
-    assert store.restore() == {("predictions", 0): 7}
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [CHECKPOINT]
 
 
 # -- 1. kill -9 ---------------------------------------------------------------------------------
@@ -533,131 +379,9 @@ def test_sigterm_under_load_exits_0_in_time_and_restart_continues_exactly(rig: R
     assert daemon.terminate()[0] == 0
 
 
-# -- 8. config fuzzing --------------------------------------------------------------------------
+# -- 8. a bad config, secrets -------------------------------------------------------------------
 
-PASSWORD = "kafka-pw-5e1f0c9d"
-HOOK_SECRET = "hook-secret-77ad31b2"
 STATE_FILES = ["checkpoint.mmc", "webhooks/.lock", "webhooks/<entry>.json"]
-LETTERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz -_", max_size=12)
-TASKS = ("binary_classification", "multiclass_classification", "regression")
-
-
-def not_a_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return True
-    return False
-
-
-def base_config(bootstrap: str = "127.0.0.1:9") -> dict[str, Any]:
-    """A valid config (no file, no I/O) holding both kinds of secret."""
-    return {
-        "kafka": {"bootstrap_servers": bootstrap, "sasl_plain_password": PASSWORD},
-        "http": {"host": "127.0.0.1", "port": 0},
-        "models": [
-            {
-                "name": MODEL,
-                "reference": {"bootstrap_events": 200},
-                "features": {"x": "numeric"},
-                "webhook": {"url": "http://127.0.0.1:9/hook", "secret": HOOK_SECRET},
-            }
-        ],
-    }
-
-
-# (path in the config, the key the message must name, invalid values)
-INVALID: list[tuple[tuple[str | int, ...], str, st.SearchStrategy[Any]]] = [
-    (
-        ("http", "port"),
-        "http.port",
-        st.integers(max_value=-1)
-        | st.integers(min_value=65536)
-        | st.text(max_size=8).filter(not_a_number),
-    ),
-    (
-        ("kafka", "max_poll_records"),
-        "kafka.max_poll_records",
-        st.integers(max_value=0) | st.integers(min_value=100_001),
-    ),
-    (("kafka", "session_timeout_ms"), "kafka.session_timeout_ms", st.integers(max_value=999)),
-    (
-        ("kafka", "security_protocol"),
-        "kafka.security_protocol",
-        LETTERS,  # lower case: never one of the protocols
-    ),
-    (
-        ("state", "checkpoint_interval"),
-        "state.checkpoint_interval",
-        st.floats(max_value=-1e-3) | LETTERS | st.booleans(),
-    ),
-    (("evaluation", "interval"), "evaluation.interval", st.floats(max_value=0) | LETTERS),
-    (("shutdown", "deadline"), "shutdown.deadline", st.floats(max_value=0) | LETTERS),
-    (("log_level",), "log_level", LETTERS),
-    (("models", 0, "name"), "models[0].name", st.text(alphabet=" /?*#", min_size=1)),
-    (("models", 0, "task"), "models[0].task", LETTERS.filter(lambda s: s not in TASKS)),
-    (("models", 0, "policy", "psi_max"), "models[0].policy.psi_max", st.floats(max_value=0)),
-    (
-        ("models", 0, "policy", "ks_alpha"),
-        "models[0].policy.ks_alpha",
-        st.floats(max_value=0) | st.floats(min_value=1),
-    ),
-    (
-        ("models", 0, "windows"),
-        "models[0].windows[0]",
-        st.integers(1, 10**6)
-        .filter(lambda n: n % 10)
-        .map(lambda n: [{"name": "w", "length": n, "pane": 10}]),
-    ),
-    (("models", 0, "webhook", "url"), "models[0].webhook.url", LETTERS),
-    (("models", 0, "webhook", "secret"), "models[0].webhook.secret", st.just(["x", HOOK_SECRET])),
-    (("kafka", "sasl_plain_password"), "kafka.sasl_plain_password", st.just({"pw": PASSWORD})),
-]
-
-
-def put(data: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
-    node: Any = data
-    for part in path[:-1]:
-        node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
-    node[path[-1]] = value
-
-
-def assert_good_message(message: str, key: str) -> None:
-    assert "\n" not in message, message
-    assert key in message, (key, message)
-    assert PASSWORD not in message and HOOK_SECRET not in message, message
-
-
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
-@given(case=st.sampled_from(INVALID).flatmap(lambda c: st.tuples(st.just(c), c[2])))
-def test_invalid_config_values_name_the_key_in_one_line_without_secrets(case: Any) -> None:
-    (path, key, _), value = case
-    data = base_config()
-    put(data, path, value)
-    with pytest.raises(ConfigError) as err:
-        load_settings(None, overrides=data)
-    assert_good_message(str(err.value), key)
-
-
-# (environment variable, the key the message must name, invalid values)
-INVALID_ENV = [
-    ("MODELMON_HTTP__PORT", "http.port", LETTERS),
-    ("MODELMON_KAFKA__MAX_POLL_RECORDS", "kafka.max_poll_records", st.integers(max_value=0)),
-    ("MODELMON_EVALUATION__INTERVAL", "evaluation.interval", LETTERS),
-    ("MODELMON_KAFKA__SECURITY_PROTOCOL", "kafka.security_protocol", LETTERS),
-    ("MODELMON_MODELS__CHURN__POLICY__PSI_MAX", "models[0].policy.psi_max", st.integers(-9, 0)),
-    ("MODELMON_MODELS__0__TASK", "models[0].task", LETTERS.filter(lambda s: s not in TASKS)),
-    ("MODELMON_KAFKA__NO_SUCH_KEY", "kafka.no_such_key", st.integers()),
-]
-
-
-@settings(max_examples=150, deadline=None, derandomize=True, database=None)
-@given(case=st.sampled_from(INVALID_ENV).flatmap(lambda c: st.tuples(st.just(c), c[2])))
-def test_invalid_env_values_name_the_key_in_one_line_without_secrets(case: Any) -> None:
-    (name, key, _), value = case
-    with mock.patch.dict(os.environ, {name: str(value)}), pytest.raises(ConfigError) as err:
-        load_settings(None, overrides=base_config())
-    assert_good_message(str(err.value), key)
 
 
 class Trap:

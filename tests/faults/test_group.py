@@ -99,19 +99,6 @@ def assert_global(group: Group, settled: Settled, replicas: int) -> None:
 # -- the harness itself, today ------------------------------------------------------------------
 
 
-def test_partitioner_puts_each_label_on_its_predictions_partition() -> None:
-    """Without a broker: the producer's partition function co-partitions the stream."""
-    import itertools
-
-    from tests.support.fault_oracle import traffic
-
-    where: dict[bytes | None, set[int]] = {}
-    for rec in itertools.islice(traffic("p", "l", 1), 3000):
-        where.setdefault(rec.key, set()).add(partition_of(rec))
-    assert all(len(parts) == 1 for parts in where.values())
-    assert set().union(*where.values()) == set(range(PARTITIONS))
-
-
 def test_harness_one_replica_without_coordination_is_exact(
     broker: EmbeddedBroker, co_topics: Topics, tmp_path: Path
 ) -> None:

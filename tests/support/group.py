@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.devkit.broker import create_topics, free_port
 from monitor.reference.profile import ReferenceProfile
@@ -56,8 +55,9 @@ from tests.support.fault_oracle import (
     save_reference,
     traffic,
 )
-from tests.support.fault_tools import Daemon, Feed, Metrics, Produced, daemon_config, write_config
+from tests.support.fault_tools import Daemon, Feed, Produced, daemon_config, write_config
 from tests.support.helpers import Topics
+from tests.support.metrics import Metrics, metric_samples, parse_metrics
 
 PARTITIONS = 6
 SEED = 20261130
@@ -150,13 +150,8 @@ def statistic_families(snapshot: Snapshot) -> frozenset[str]:
 def oracle_metrics(snapshot: Snapshot) -> Metrics:
     """What ``/metrics`` must show for ``snapshot``: the collector's samples, without the
     families that do not follow from the records (:data:`NOT_FROM_RECORDS`)."""
-    out: Metrics = {}
-    for fam in SnapshotCollector(lambda: snapshot).collect():
-        if fam.name in NOT_FROM_RECORDS:
-            continue
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    families = SnapshotCollector(lambda: snapshot).collect()
+    return metric_samples(fam for fam in families if fam.name not in NOT_FROM_RECORDS)
 
 
 def metrics_mismatches(got: Metrics, want: Metrics, families: frozenset[str]) -> list[str]:
@@ -216,11 +211,7 @@ class Replica:
         reply = self.daemon.get("/metrics", timeout=3.0)
         if reply is None or reply[0] != 200:
             return {}
-        out: Metrics = {}
-        for fam in text_string_to_metric_families(reply[1].decode()):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return parse_metrics(reply[1].decode())
 
     def status(self) -> dict[str, Any] | None:
         """The latest snapshot of ``/api/v1/status`` (None before the first)."""
