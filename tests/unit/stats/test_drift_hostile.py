@@ -4,10 +4,10 @@ References come from users' training files (``inf``, ``nan``, ``1e400`` parse as
 windows from producers. The path tested is the evaluation's own: a reference built by
 ``build_numeric_profile``, window values binned by ``cell_column``, statistics by
 ``feature_drifts`` over a ``DriftPlan``. The promises (DESIGN §3, the numpydoc of
-``stats/drift``): nothing raises; NaN (missing) values sit in the missing bin, infinities in the outer bins; PSI and the
-chi-square p-value are numbers unless a side is empty, KS unless a side has no value; and each
-statistic agrees with an independent computation (scipy's ``ks_2samp`` within the documented
-bound, ``chi2_contingency``, PSI by hand).
+``stats/drift``): nothing raises; NaN (missing) values sit in the missing bin, infinities in
+the outer bins; PSI and the chi-square p-value are numbers unless a side is empty, KS unless a
+side has no value; and each statistic agrees with an independent computation (scipy's
+``ks_2samp`` within the documented bound, ``chi2_contingency``, PSI by hand).
 """
 
 from __future__ import annotations
