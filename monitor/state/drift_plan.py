@@ -53,12 +53,13 @@ class FeatureColumns:
         return np.where(self.numeric, self.ks_pvalue, self.chi2_pvalue)
 
 
-def _padded(rows: Sequence[npt.NDArray[np.int64]], fill: int) -> npt.NDArray[np.int64]:
-    """Ragged rows as one table, each padded on the right with ``fill``."""
-    width = max((len(r) for r in rows), default=0)
-    out = np.full((len(rows), width), fill, dtype=np.int64)
+def _padded(rows: Sequence[npt.NDArray[np.int64]], fill: int | None) -> npt.NDArray[np.int64]:
+    """Ragged rows (none empty) as one table, each padded on the right with ``fill`` (None:
+    its own last entry)."""
+    out = np.zeros((len(rows), max(map(len, rows), default=0)), dtype=np.int64)
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
+        out[i, len(r) :] = r[-1] if fill is None else fill
     return out
 
 
@@ -69,7 +70,8 @@ class _Kind:
     vector, which is what the padding gathers.
     """
 
-    def __init__(self, slots: Sequence[Slot], sentinel: int) -> None:
+    def __init__(self, slots: Sequence[Slot], where: npt.NDArray[np.intp], sentinel: int) -> None:
+        self.where = where  # their places among the plan's slots
         self.numeric = bool(slots) and isinstance(slots[0].profile, NumericProfile)
         n_bins = np.array([s.profile.n_bins for s in slots], dtype=np.int64)
         offsets = np.array([s.offset for s in slots], dtype=np.int64)
@@ -80,7 +82,7 @@ class _Kind:
         self.top = offsets + n_bins - 2  # the top value bin (numeric) or unseen (categorical)
         ref = [s.profile.counts for s in slots]
         ref_rows = _padded([r[:-1] for r in ref], 0)
-        self.ref = np.concatenate((ref_rows, np.array([r[-1:] for r in ref]).reshape(-1, 1)), 1)
+        self.ref = np.column_stack((ref_rows, [r[-1] for r in ref]))
         if self.numeric:
             profiles = [s.profile for s in slots if isinstance(s.profile, NumericProfile)]
             coarse = _padded([p.coarse for p in profiles], 0)
@@ -92,11 +94,7 @@ class _Kind:
             # The last value bin of each coarse bin (coarse bins are runs, checked on load); a
             # padded coarse bin repeats the row's last one, so its count below comes out 0.
             self.coarse_ends = _padded(
-                [np.flatnonzero(np.diff(p.coarse, append=p.n_coarse)) for p in profiles],
-                -1,
-            )
-            self.coarse_ends[self.coarse_ends < 0] = np.repeat(
-                n_bins - 2, (self.coarse_ends < 0).sum(axis=1)
+                [np.flatnonzero(np.diff(p.coarse, append=p.n_coarse)) for p in profiles], None
             )
 
     def counts(self, cells: IntArray) -> IntArray:
@@ -120,10 +118,11 @@ class DriftPlan:
     def __init__(self, slots: Sequence[Slot]) -> None:
         self.slots = tuple(slots)
         self.width = max((s.stop for s in self.slots), default=0)
-        numeric = [i for i, s in enumerate(self.slots) if isinstance(s.profile, NumericProfile)]
-        categorical = [i for i in range(len(self.slots)) if i not in set(numeric)]
-        self._order = (np.array(numeric, dtype=np.intp), np.array(categorical, dtype=np.intp))
-        self._kinds = tuple(_Kind([self.slots[i] for i in idx], self.width) for idx in self._order)
+        numeric = np.array([isinstance(s.profile, NumericProfile) for s in self.slots], bool)
+        self._kinds = tuple(
+            _Kind([self.slots[i] for i in where], where, self.width)
+            for where in (np.flatnonzero(numeric), np.flatnonzero(~numeric))
+        )
         # Per slot, for the evaluation's per-feature loop (no property calls in it).
         self.names = tuple(s.name for s in self.slots)
         self.kinds: tuple[FeatureKind, ...] = tuple(s.kind for s in self.slots)
@@ -137,15 +136,16 @@ class DriftPlan:
         """Statistics of every slot over ``total``, the window's count vector."""
         if total.shape[0] < self.width:
             raise ValueError(f"count vector has {total.shape[0]} cells; slots need {self.width}")
-        cells = np.concatenate((total[: self.width], np.zeros(1, dtype=total.dtype)))
+        cells = np.append(total[: self.width], 0)  # the sentinel the padding gathers
         k = len(self.slots)
         out: dict[str, npt.NDArray[Any]] = {
             name: np.full(k, math.nan) for name in FeatureColumns.__dataclass_fields__
         }
         out["count"] = np.zeros(k, dtype=np.int64)
         out["numeric"] = np.zeros(k, dtype=np.bool_)
-        out["numeric"][self._order[0]] = True
-        for kind, where in zip(self._kinds, self._order, strict=True):
+        out["numeric"][self._kinds[0].where] = True
+        for kind in self._kinds:
+            where = kind.where
             if not where.size:
                 continue
             rows = kind.counts(cells)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -73,16 +74,13 @@ def coarsen_rows(
     """
     fine = np.asarray(fine_counts, dtype=np.int64)
     cmap = np.asarray(coarse_map, dtype=np.intp)
-    if (
-        fine.ndim != 2
-        or cmap.ndim != 2
-        or fine.shape[0] != cmap.shape[0]
-        or fine.shape[1] - cmap.shape[1] not in (0, 1)
-    ):
+    if fine.ndim != 2 or cmap.ndim != 2 or fine.shape[1] - cmap.shape[1] not in (0, 1):
         raise ValueError(
             f"fine_counts has {fine.shape[-1]} bins; expected {cmap.shape[-1]} (values) "
             f"or {cmap.shape[-1] + 1} (values + missing)"
         )
+    if fine.shape[0] != cmap.shape[0]:
+        raise ValueError(f"fine_counts has {fine.shape[0]} rows, coarse_map {cmap.shape[0]}")
     k, width = cmap.shape
     top = int(cmap.max()) if cmap.size else -1
     if top >= n_coarse:  # (a negative bin fails in bincount)
@@ -99,10 +97,10 @@ def coarsen_rows(
 
 def _paired(
     ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Both one-feature count vectors as one row each (shapes checked)."""
-    ref = np.asarray(ref_counts, dtype=np.float64)
-    win = np.asarray(win_counts, dtype=np.float64)
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Both one-feature count vectors as one row each (shapes checked; _rows converts)."""
+    ref = np.asarray(ref_counts)
+    win = np.asarray(win_counts)
     if ref.ndim != 1 or ref.shape != win.shape:
         raise ValueError(f"bin count mismatch: reference {ref.shape}, window {win.shape}")
     return ref[None], win[None]
@@ -111,7 +109,8 @@ def _paired(
 def _rows(
     ref_counts: npt.ArrayLike, win_counts: npt.ArrayLike
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], FloatArray, FloatArray]:
-    """Both count tables as float64 ``(k, bins)`` (exact below 2**53), with their row totals."""
+    """Both count tables as float64 ``(k, bins)`` (exact below 2**53, and no int64 overflow in
+    products of counts: chi-square squares count × total), with their row totals."""
     ref = np.asarray(ref_counts, dtype=np.float64)
     win = np.asarray(win_counts, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != win.shape:
@@ -265,7 +264,7 @@ def ks_against(
     empty = (n_ref <= 0.0) | (n_win <= 0.0)
     with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN (set below)
         # In place: these tables are a model's every fine bin, the largest arrays evaluated.
-        gap = np.divide(win, n_win[:, None], dtype=np.float64)
+        gap = win / n_win[:, None]
         gap -= ref_cdf
         statistic = np.abs(gap, out=gap).max(axis=1, initial=0.0)
         scale = np.sqrt(n_ref * n_win / (n_ref + n_win))
@@ -324,19 +323,16 @@ def chi2_rows(
     """
     ref, win, n_ref, n_win = _rows(ref_counts, win_counts)
     column = ref + win
-    dof = np.count_nonzero(column, axis=1).astype(np.int64) - 1
+    dof: npt.NDArray[np.int64] = np.count_nonzero(column, axis=1) - 1
     # For two rows, sum((O - E)**2 / E) collapses to sum((r*W - w*R)**2 / C) / (R*W): one pass,
     # no cancellation. Empty columns have r = w = 0, so dividing them by 1 drops them.
     gap = ref * n_win[:, None] - win * n_ref[:, None]
-    with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN (set below)
+    with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN
         statistic = np.sum(gap * gap / np.maximum(column, 1.0), axis=1) / (n_ref * n_win)
-    single = dof <= 0  # one occupied bin: nothing to compare (scipy's dof = 0 answer)
-    statistic[single] = 0.0
+    # One occupied bin (dof 0): its gap R*W - W*R is exactly 0, so statistic 0 and p-value
+    # chdtrc(1, 0) = 1, scipy's answer for dof 0. An empty side: NaN, NaN, and dof 0.
     pvalue = chdtrc(np.maximum(dof, 1), statistic)
-    pvalue[single] = 1.0
-    empty = (n_ref <= 0.0) | (n_win <= 0.0)
-    statistic[empty], pvalue[empty] = math.nan, math.nan
-    dof[single | empty] = 0
+    dof[(n_ref <= 0.0) | (n_win <= 0.0)] = 0
     return statistic, pvalue, dof
 
 

@@ -110,9 +110,11 @@ def close(a: float, b: float) -> bool:
 @given(layouts())
 def test_every_feature_at_once_equals_each_alone(case: tuple[list[Slot], Any]) -> None:
     slots, cells = case
+    plan = DriftPlan(slots)
     with warnings.catch_warnings():  # an empty slot is NaN ratios, quietly
         warnings.simplefilter("error")
-        cols = DriftPlan(slots).evaluate(cells)
+        cols = plan.evaluate(cells)
+    assert plan.ks_bounds == tuple(getattr(s.profile, "ks_bound", None) for s in slots)
     assert (cols.count.dtype, cols.numeric.dtype) == (np.int64, np.bool_)
     assert cols.numeric.tolist() == [isinstance(s.profile, NumericProfile) for s in slots]
     for i, slot in enumerate(slots):
@@ -152,5 +154,6 @@ def test_a_count_vector_shorter_than_the_slots_is_refused() -> None:
 
 
 def test_an_empty_plan_evaluates_to_nothing() -> None:
-    cols = DriftPlan(()).evaluate(np.zeros(3, np.int64))
-    assert cols.count.tolist() == [] and cols.pvalue.tolist() == []
+    for size in (0, 3):
+        cols = DriftPlan(()).evaluate(np.zeros(size, np.int64))
+        assert cols.count.tolist() == [] and cols.pvalue.tolist() == []

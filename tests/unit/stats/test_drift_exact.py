@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -16,8 +17,10 @@ from monitor.stats.drift import (
     chi2_rows,
     chi2_two_sample,
     coarsen,
+    coarsen_rows,
     js_distance,
     js_rows,
+    ks_against,
     ks_binned,
     ks_cumulative,
     ks_rows,
@@ -94,6 +97,12 @@ def test_coarsen_keeps_trailing_empty_coarse_bins() -> None:
             "fine_counts has 2 bins; expected 4 (values) or 5 (values + missing)",
         ),
         ([1, 2, 3, 4], [0, 0, 1, 2], 2, "coarse_map refers to bin 2 but n_coarse=2"),
+        (
+            [1, 2, 3],
+            [[0, 0, 1]],
+            2,
+            "fine_counts has 3 bins; expected 3 (values) or 4 (values + missing)",
+        ),
     ],
 )
 def test_coarsen_messages(fine: list[int], cmap: list[int], n_coarse: int, message: str) -> None:
@@ -141,3 +150,44 @@ def test_an_empty_side_is_nan_without_a_warning(ref: list[list[int]], win: list[
             ks_cumulative(np.cumsum(ref, axis=1), np.cumsum(win, axis=1))[0][0],
         ]
     assert all(math.isnan(x) for x in results), results
+
+
+def test_coarsen_rows_messages() -> None:
+    with pytest.raises(ValueError, match=r"^fine_counts has 2 bins; expected 2 \(values\)"):
+        coarsen_rows([[1, 2]], [0, 1], 2)  # a table of counts, one map
+    with pytest.raises(ValueError, match=r"^fine_counts has 2 rows, coarse_map 1$"):
+        coarsen_rows([[1, 2], [3, 4]], [[0, 1]], 2)
+
+
+def test_coarsen_rows_of_no_rows_is_an_empty_table() -> None:
+    assert coarsen_rows(np.zeros((0, 4)), np.zeros((0, 3), np.intp), 1).shape == (0, 2)
+
+
+MISMATCH_1_2_VS_1_3 = r"^bin count mismatch: reference \(1, 2\), window \(1, 3\)$"
+
+
+@pytest.mark.parametrize("rows", [psi_rows, js_rows, chi2_rows, ks_rows])
+def test_the_rows_forms_take_tables_only(rows: Callable[..., object]) -> None:
+    with pytest.raises(ValueError, match=r"^bin count mismatch: reference \(3,\), window \(3,\)$"):
+        rows([1, 2, 3], [1, 2, 3])
+    with pytest.raises(
+        ValueError, match=r"^bin count mismatch: reference \(1, 2\), window \(1, 3\)$"
+    ):
+        rows([[1, 2]], [[1, 2, 3]])
+
+
+def test_ks_against_a_reference_of_another_shape_is_refused() -> None:
+    cdf = np.array([[0.5, 1.0]])
+    with pytest.raises(
+        ValueError, match=r"^bin count mismatch: reference \(1, 2\), window \(1, 3\)$"
+    ):
+        ks_against(cdf, np.array([2.0]), [[1, 2, 3]])
+
+
+def test_chi2_with_counts_whose_products_overflow_int64_matches_scipy() -> None:
+    # (count x total)**2 is ~1e31 here: in int64 it would wrap; in float64 it is exact enough.
+    ref, win = [10**7, 2 * 10**7, 5], [3 * 10**7, 10**7, 9]
+    got = chi2_two_sample(ref, win)
+    want = chi2_contingency([ref, win], correction=False)
+    assert got.statistic == pytest.approx(want.statistic, rel=1e-12)
+    assert got.dof == 2
