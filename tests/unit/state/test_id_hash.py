@@ -158,3 +158,18 @@ def test_a_hash_this_version_does_not_know_is_refused(name: object, tmp_path: Pa
     meta["join"]["hash"] = name
     with pytest.raises(ValueError, match="id hash"):
         PerformanceState(CFG).load_state(meta, arrays, "m.perf")
+
+
+def test_an_old_checkpoint_of_an_empty_join_restores_without_migrating(tmp_path: Path) -> None:
+    restored = checkpoint(PerformanceState(CFG), tmp_path, old=True)
+    assert restored.join.legacy is None  # nothing keyed by blake2b: nothing to migrate
+    feed(restored, [pred("a", T0)])
+    assert labels(restored, ["a"], T0 + 1)[0].joined == 1
+
+
+def test_a_migration_bound_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    meta = checkpoint(old_state(), tmp_path, old=True).to_state(arrays, "m.perf")
+    meta["join"]["blake2b"] = "soon"
+    with pytest.raises(ValueError, match=r"^m\.perf\.join blake2b bound must be a number$"):
+        PerformanceState(CFG).load_state(meta, arrays, "m.perf")

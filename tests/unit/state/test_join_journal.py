@@ -229,3 +229,19 @@ def test_a_prediction_joined_to_an_early_label_is_journalled_joined() -> None:
     assert new.pending() == 1
     assert label(new, ["x"], T0 + 2)[1]["duplicate_labels"] == 1
     assert_continues_alike(new, j, T0 + 10)
+
+
+def test_labels_joined_in_bulk_from_the_sorted_rows_are_journalled_once_in_order() -> None:
+    """The steady state: labels for predictions already merged out of the insert buffer take
+    the join's bulk path; the journal must name each joined key, in the labels' order."""
+    j = make_join()
+    predict(j, POOL[:8], T0)
+    j.expire(T0 + 10)  # merges the insert buffer into the sorted rows
+    j.journal.take()  # type: ignore[union-attr]
+    ids = [POOL[5], POOL[1], POOL[6]]
+    pairs, counts = label(j, ids, T0 + 20)
+    assert (counts["joined"], counts["duplicate_labels"], len(pairs)) == (3, 0, 3)
+    assert j.journal.take()["joined"].tolist() == id_keys(ids).tolist()  # type: ignore[union-attr]
+    _, again = label(j, ids, T0 + 30)  # all three again: duplicates, nothing journalled
+    assert (again["joined"], again["duplicate_labels"]) == (0, 3)
+    assert j.journal.take()["joined"].tolist() == []  # type: ignore[union-attr]

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.state.event_time import PartitionClocks
-from monitor.state.window import PaneRing
+from monitor.state.window import PaneRing, pane_id, pane_ids
 
 WIDTH = 3
 # (length, pane, allowed lateness): lateness a whole number of panes or none, so events land
@@ -132,3 +132,22 @@ def test_epoch_scale_panes_merge_to_the_one_by_one_window(
     assert split.slots.sum(axis=0).tolist() == split.total.tolist()
     live = split.pane_ids != np.iinfo(np.int64).min
     assert ((split.pane_ids[live] % split.n_panes) == np.flatnonzero(live)).all()
+
+
+def test_pane_ids_keep_their_contract_on_and_around_every_boundary() -> None:
+    """``k*P <= t < (k+1)*P`` as floats, for times on a boundary product and 1-3 float steps
+    either side, 200,000 boundaries per pane at epoch scale (plain ``floor(t / P)`` breaks it
+    for a few percent of them)."""
+    rng = np.random.default_rng(12)
+    for pane in (0.1, 0.3, 0.25, 7.5, 45.0, 1 / 3, 0.7):
+        k = rng.integers(int(1.7e9 / pane), int(2.0e9 / pane), 200_000)
+        t = k * pane
+        times = [t]
+        below, above = t, t
+        for _ in range(3):
+            below, above = np.nextafter(below, -np.inf), np.nextafter(above, np.inf)
+            times += [below, above]
+        every = np.concatenate(times)
+        got = pane_ids(every, pane)
+        assert (got * pane <= every).all() and (every < (got + 1) * pane).all(), pane
+        assert pane_id(float(every[0]), pane) == got[0]

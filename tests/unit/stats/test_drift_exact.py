@@ -156,7 +156,7 @@ def test_coarsen_rows_messages() -> None:
     with pytest.raises(ValueError, match=r"^fine_counts has 2 bins; expected 2 \(values\)"):
         coarsen_rows([[1, 2]], [0, 1], 2)  # a table of counts, one map
     with pytest.raises(ValueError, match=r"^fine_counts has 2 rows, coarse_map 1$"):
-        coarsen_rows([[1, 2], [3, 4]], [[0, 1]], 2)
+        coarsen_rows([[1, 2, 3], [3, 4, 5]], [[0, 1, 1]], 2)
 
 
 def test_coarsen_rows_of_no_rows_is_an_empty_table() -> None:
@@ -191,3 +191,8 @@ def test_chi2_with_counts_whose_products_overflow_int64_matches_scipy() -> None:
     want = chi2_contingency([ref, win], correction=False)
     assert got.statistic == pytest.approx(want.statistic, rel=1e-12)
     assert got.dof == 2
+
+
+def test_chi2_with_an_empty_window_is_undefined_with_no_degrees_of_freedom() -> None:
+    r = chi2_two_sample([3, 4, 5], [0, 0, 0])
+    assert math.isnan(r.statistic) and math.isnan(r.pvalue) and r.dof == 0
