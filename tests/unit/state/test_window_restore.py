@@ -184,3 +184,24 @@ def test_accumulator_ring_before_its_first_pane_and_with_no_rows() -> None:
     assert ring.head == 2
     none = ring.add(np.zeros(0), lambda acc, mask: None)
     assert (none.shape, none.dtype) == ((0,), np.dtype(bool))
+
+
+def test_accumulator_ring_merge_takes_a_ring_that_is_ahead_and_keeps_the_window() -> None:
+    """Merge another partition's ring: one further ahead (pane 4; this one's head is 2) moves
+    this window on; a pane both hold adds up; a pane only the other holds is this ring's now,
+    so it slides out with the rest."""
+    ring = fill_ring()  # panes 0, 1, 2: 1, 2, 3 rows
+    other = reg_ring()
+    other.advance(4)
+    one = lambda acc, mask: acc.add(np.ones(int(mask.sum())), np.zeros(int(mask.sum())))  # noqa: E731
+    other.add(np.array([21.0, 22.0, 31.0, 41.0, 42.0, 43.0, 44.0]), one)  # panes 2, 3, 4
+    ring.merge_from(other)
+    assert ring.head == 4
+    assert sorted(zip(ring.pane_ids.tolist(), (s.n for s in ring.slots), strict=True)) == [
+        (2, 5),
+        (3, 1),
+        (4, 4),
+    ]
+    assert ring.total.n == 10  # panes 0 and 1 slid out
+    ring.advance(7)  # everything slides out: nothing may linger in the total
+    assert ring.total.n == 0 and ring.pane_ids.tolist() == [EMPTY] * 3
