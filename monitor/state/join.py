@@ -154,17 +154,14 @@ class LabelJoin:
         return fresh
 
     def add_predictions(
-        self,
-        keys: KeyArray,
-        ts: FloatArray,
-        pred: FloatArray,
-        proba: npt.NDArray[np.float32],
-        legacy: KeyArray | None = None,
+        self, keys: KeyArray, ts: FloatArray, pred: FloatArray, proba: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.bool_], Pairs, JoinCounts]:
-        """Remember new predictions; returns (first-seen mask, pairs joined to early labels)."""
-        fresh = self.unseen(keys, legacy)
-        old = None if legacy is None else legacy[fresh]
-        pairs, counts = self.insert(keys[fresh], ts[fresh], pred[fresh], proba[fresh], old)
+        """Remember new predictions; returns (first-seen mask, pairs joined to early labels).
+
+        :meth:`unseen` then :meth:`insert` in one call, for a join without blake2b keys (the
+        daemon calls the two itself, with both hashes while a migration lasts)."""
+        fresh = self.unseen(keys)
+        pairs, counts = self.insert(keys[fresh], ts[fresh], pred[fresh], proba[fresh])
         counts.duplicate_predictions = int(keys.size - fresh.sum())
         return fresh, pairs, counts
 

@@ -173,3 +173,33 @@ def test_a_migration_bound_that_is_not_a_number_is_refused(tmp_path: Path) -> No
     meta["join"]["blake2b"] = "soon"
     with pytest.raises(ValueError, match=r"^m\.perf\.join blake2b bound must be a number$"):
         PerformanceState(CFG).load_state(meta, arrays, "m.perf")
+
+
+def test_the_migration_lasts_while_the_newest_old_row_or_early_label_remains(
+    tmp_path: Path,
+) -> None:
+    """The bound is the newest old row's or early label's time, and a row or label *at* the
+    bound still needs the old hash: the migration ends only once none is left."""
+    with old_keys():
+        rows = PerformanceState(CFG)
+        feed(rows, [pred("r-0", T0), pred("r-2", T0 + 2)])  # no early label: a row is newest
+        early = PerformanceState(CFG)
+        labels(early, ["e-5"], T0 + 5)  # an early label alone
+    rows = checkpoint(rows, tmp_path, old=True)
+    assert rows.join.legacy == T0 + 2
+    rows.expire(now=T0 + 1 + TTL)  # r-0 expires; r-2, at the bound, is left
+    assert rows.join.legacy == T0 + 2
+    assert labels(rows, ["r-2"], T0 + 10)[0].joined == 1
+    early = checkpoint(early, tmp_path, old=True)
+    early.expire(now=T0 + 100)  # the early label, at the bound, is left
+    assert early.join.legacy == T0 + 5
+    assert feed(early, [pred("e-5", T0 + 4)])[1].joined == 1
+
+
+def test_while_migrating_every_old_prediction_sent_again_and_a_new_repeat_are_duplicates(
+    tmp_path: Path,
+) -> None:
+    perf = checkpoint(old_state(), tmp_path, old=True)
+    again = [pred(i, T0 + 40) for i in ("old-1", "öld-2", "old-3")]  # every old row, row 0 too
+    assert feed(perf, again) == (3, JoinCounts())
+    assert feed(perf, [pred("n", T0 + 41), pred("n", T0 + 42)])[0] == 1
