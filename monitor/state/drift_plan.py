@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.reference.bins import NumericProfile
-from monitor.state.layout import Slot
+from monitor.state.layout import PREDICTION, Slot
 from monitor.state.quality import reference_quality
 from monitor.state.window import IntArray
 from monitor.stats.drift import chi2_rows, coarsen_rows, js_rows, ks_against, psi_rows
@@ -117,6 +117,9 @@ class DriftPlan:
 
     def __init__(self, slots: Sequence[Slot]) -> None:
         self.slots = tuple(slots)
+        #: The features among them: all but the prediction's slot, last when present (as
+        #: :func:`~monitor.state.layout.layout` orders them).
+        self.n_features = sum(s.name != PREDICTION for s in self.slots)
         self.width = max((s.stop for s in self.slots), default=0)
         numeric = np.array([isinstance(s.profile, NumericProfile) for s in self.slots], bool)
         self._kinds = tuple(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from monitor.settings import PolicySettings
 from monitor.snapshot import (
@@ -16,88 +17,111 @@ from monitor.snapshot import (
     UnseenValue,
     WindowResult,
 )
-from monitor.state.drift_plan import DriftPlan, FloatArray
+from monitor.state.drift_plan import DriftPlan, FeatureColumns, FloatArray
 from monitor.state.model_state import ModelState
-from monitor.state.window import IntArray, WindowView
+from monitor.state.window import WindowView
 from monitor.stats.fdr import benjamini_hochberg
+from monitor.vocabulary import FeatureKind
 
 
-def _significant(policy: PolicySettings, plan: DriftPlan, pvalues: FloatArray) -> list[bool]:
+def _significant(
+    policy: PolicySettings, kinds: Sequence[FeatureKind], pvalues: FloatArray
+) -> list[bool]:
     """Each feature's test verdict, after the model's multiple-testing correction."""
     if policy.fdr == "benjamini_hochberg":
         return benjamini_hochberg(pvalues, policy.fdr_level)[0].tolist()  # type: ignore[no-any-return]
     # Each feature tested alone, at its own kind's level (a NaN p-value is never significant).
-    limits = np.array([policy.detection_level(kind) for kind in plan.kinds])
+    limits = np.array([policy.detection_level(kind) for kind in kinds])
     return (pvalues < limits).tolist()  # type: ignore[no-any-return]
+
+
+def _present(n: int, values: FloatArray, where: npt.NDArray[np.bool_]) -> list[float | None]:
+    """The first ``n`` values as Python floats, None where ``where`` is False (one ``tolist``
+    per column: no numpy scalar per feature and statistic)."""
+    present = values[:n].astype(object)
+    present[~where] = None
+    out: list[float | None] = present.tolist()
+    return out
+
+
+def _categories(top: tuple[list[tuple[str, int]], int] | None) -> UnseenCategories | None:
+    if top is None:
+        return None
+    return UnseenCategories(tuple(UnseenValue(v, c) for v, c in top[0]), top[1])
 
 
 def feature_drifts(
     plan: DriftPlan,
-    total: IntArray,
+    cols: FeatureColumns,
     policy: PolicySettings,
     unseen: Mapping[str, tuple[list[tuple[str, int]], int]],
 ) -> tuple[FeatureDrift, ...]:
-    """Drift, data quality and the drift verdict of every slot of ``plan`` over ``total``."""
-    cols = plan.evaluate(total)
-    significant = _significant(policy, plan, cols.pvalue)
-    # One tolist per column: Python floats without a numpy scalar per feature and statistic.
-    count, psi_, ks_d, ks_p, chi2_p, js, missing, mismatch, outside, unseen_ratio = (
-        c.tolist()
-        for c in (
-            cols.count,
-            cols.psi,
-            cols.ks_statistic,
-            cols.ks_pvalue,
-            cols.chi2_pvalue,
-            cols.js_distance,
-            cols.missing,
-            cols.type_mismatch,
-            cols.out_of_range,
-            cols.unseen,
+    """Drift, data quality and the drift verdict of each feature of ``plan`` (``cols`` is its
+    evaluation; the prediction's slot, last, has no verdict and takes no part in the FDR)."""
+    n = plan.n_features
+    numeric = cols.numeric[:n]
+    return tuple(
+        FeatureDrift(
+            name,
+            kind,
+            count,
+            psi,
+            d,
+            p,
+            bound,
+            chi2_p,
+            policy.drifted(kind, significant, effect),
+            js,
+            FeatureQuality(missing, mismatch, outside, unseen_ratio),
+            reference,
+            categories,
+        )
+        for (
+            name,
+            kind,
+            bound,
+            reference,
+            categories,
+            significant,
+            count,
+            psi,
+            d,
+            p,
+            chi2_p,
+            js,
+            effect,
+            missing,
+            mismatch,
+            outside,
+            unseen_ratio,
+        ) in zip(
+            plan.names[:n],
+            plan.kinds[:n],
+            plan.ks_bounds[:n],
+            plan.reference_quality[:n],
+            [_categories(unseen.get(name)) for name in plan.names[:n]],
+            _significant(policy, plan.kinds[:n], cols.pvalue[:n]),
+            cols.count[:n].tolist(),
+            cols.psi[:n].tolist(),
+            _present(n, cols.ks_statistic, numeric),
+            _present(n, cols.ks_pvalue, numeric),
+            cols.chi2_pvalue[:n].tolist(),
+            _present(n, cols.js_distance, ~numeric),
+            np.where(numeric, cols.ks_statistic[:n], cols.js_distance[:n]).tolist(),
+            cols.missing[:n].tolist(),
+            cols.type_mismatch[:n].tolist(),
+            _present(n, cols.out_of_range, numeric),
+            _present(n, cols.unseen, ~numeric),
+            strict=True,
         )
     )
-    drifts = []
-    for i, (name, kind, ks_bound) in enumerate(
-        zip(plan.names, plan.kinds, plan.ks_bounds, strict=True)
-    ):
-        numeric = ks_bound is not None
-        found = unseen.get(name)
-        drifts.append(
-            FeatureDrift(
-                name,
-                kind,
-                count[i],
-                psi_[i],
-                ks_d[i] if numeric else None,
-                ks_p[i] if numeric else None,
-                ks_bound,
-                chi2_p[i],
-                policy.drifted(kind, significant[i], ks_d[i] if numeric else js[i]),
-                None if numeric else js[i],
-                FeatureQuality(
-                    missing[i],
-                    mismatch[i],
-                    outside[i] if numeric else None,
-                    None if numeric else unseen_ratio[i],
-                ),
-                plan.reference_quality[i],
-                None
-                if found is None
-                else UnseenCategories(tuple(UnseenValue(v, c) for v, c in found[0]), found[1]),
-            )
-        )
-    return tuple(drifts)
 
 
 def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
     policy = state.cfg.policy
     plan = state.drift_plan
-    feature_slots = plan.slots
-    predictions = (
-        int(view.total[feature_slots[0].offset : feature_slots[0].stop].sum())
-        if feature_slots
-        else 0
-    )
+    first = plan.slots[0] if plan.n_features else None
+    predictions = int(view.total[first.offset : first.stop].sum()) if first else 0
     enough = predictions >= policy.min_samples
     perf = state.perf.snapshot(view.name)
     performance = perf.metrics()
@@ -112,10 +136,9 @@ def evaluate_window(state: ModelState, view: WindowView) -> WindowResult:
             performance=performance,
             min_samples=policy.min_samples,
         )
-    drifts = feature_drifts(plan, view.total, policy, view.unseen)
-    prediction_psi = None
-    if state.prediction_plan.slots:
-        prediction_psi = float(state.prediction_plan.evaluate(view.total).psi[0])
+    cols = plan.evaluate(view.total)  # the prediction's slot too: one pass for all
+    drifts = feature_drifts(plan, cols, policy, view.unseen)
+    prediction_psi = float(cols.psi[-1]) if plan.n_features < len(plan.slots) else None
     return WindowResult(
         window=view.name,
         start=view.start,

@@ -37,7 +37,7 @@ from monitor.state.bootstrap import bootstrap_reference, footprint, restore_pred
 from monitor.state.drift_plan import DriftPlan
 from monitor.state.event_time import PartitionClocks
 from monitor.state.join import JoinCounts
-from monitor.state.layout import PREDICTION, Slot, columns, layout
+from monitor.state.layout import Slot, columns, layout
 from monitor.state.performance_state import LabelResult, PerformanceState
 from monitor.state.unseen import UnseenPanes, categorical_features, unseen_columns
 from monitor.state.versions import VersionLog
@@ -63,10 +63,9 @@ class ModelState:
     cfg: ModelSettings
     reference: ReferenceProfile | None = None
     slots: tuple[Slot, ...] = ()
-    #: The feature slots' drift statistics, laid out once per reference; the prediction's apart
-    #: (no verdict, no multiple testing: only its PSI is exported).
+    #: Every slot's drift statistics (the features', then the prediction's), laid out once per
+    #: reference.
     drift_plan: DriftPlan = field(default_factory=lambda: DriftPlan(()))
-    prediction_plan: DriftPlan = field(default_factory=lambda: DriftPlan(()))
     windows: dict[str, PaneRing] = field(default_factory=dict)
     #: Which unseen categories, per window (:mod:`monitor.state.unseen`).
     unseen: dict[str, UnseenPanes] = field(default_factory=dict)
@@ -89,8 +88,7 @@ class ModelState:
     def _install(self, reference: ReferenceProfile) -> None:
         self.reference = reference
         self.slots = layout(self.cfg, reference)
-        self.drift_plan = DriftPlan([s for s in self.slots if s.name != PREDICTION])
-        self.prediction_plan = DriftPlan([s for s in self.slots if s.name == PREDICTION])
+        self.drift_plan = DriftPlan(self.slots)
         width = self.slots[-1].stop if self.slots else 0
         self.windows = {w.name: PaneRing(w.length, w.pane, width) for w in self.cfg.windows}
         names = categorical_features(self.slots)
@@ -110,7 +108,7 @@ class ModelState:
         """Forget the old reference and windows; profile ``version`` afresh."""
         self.reference = None
         self.slots = ()
-        self.drift_plan = self.prediction_plan = DriftPlan(())
+        self.drift_plan = DriftPlan(())
         self.windows = {}
         self.unseen = {}
         self._bootstrap, self._bootstrap_bytes = [], 0

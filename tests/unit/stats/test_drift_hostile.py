@@ -53,8 +53,9 @@ def drift_of(reference: list[float], window: list[float], fine_bins: int) -> tup
     slot = Slot("x", profile, 0)
     cells = np.bincount(cell_column(slot, window), minlength=slot.stop)
     plan = DriftPlan((slot,))
-    (drift,) = feature_drifts(plan, cells, PolicySettings(), {})
-    return profile, (drift, float(plan.evaluate(cells).pvalue[0]))
+    cols = plan.evaluate(cells)
+    (drift,) = feature_drifts(plan, cols, PolicySettings(), {})
+    return profile, (drift, float(cols.pvalue[0]))
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
