@@ -7,18 +7,16 @@ deduplicate, so a second POST of the same ``webhook-id`` would show.
 from __future__ import annotations
 
 import base64
-import itertools
-import uuid
 from pathlib import Path
 
 import pytest
 
 from monitor.devkit.broker import EmbeddedBroker, free_port
 from monitor.devkit.receiver import WebhookReceiver
-from tests.support.fault_oracle import MODEL, degrading_model, save_reference, traffic
-from tests.support.fault_tools import Daemon, daemon_config, wait_for, write_config
+from tests.support.fault_oracle import MODEL
+from tests.support.fault_tools import wait_for
 from tests.support.helpers import Topics
-from tests.support.produce import produce
+from tests.support.webhook_daemon import degrading_daemon
 
 pytestmark = pytest.mark.faults
 SECRET = "whsec_" + base64.b64encode(b"fault-suite-webhook-secret").decode()
@@ -27,29 +25,11 @@ SECRET = "whsec_" + base64.b64encode(b"fault-suite-webhook-secret").decode()
 def test_pending_webhook_survives_two_restarts_and_is_delivered_once(
     broker: EmbeddedBroker, topics: Topics, tmp_path: Path
 ) -> None:
-    save_reference(tmp_path / "churn.json")  # x centred at 0; the stream runs at 0.3: drift
     hook_port = free_port()  # nothing listens here until the end: connections are refused
-    model = degrading_model(
-        tmp_path / "churn.json", f"http://127.0.0.1:{hook_port}/hooks", SECRET, ["0.5s", "1s"]
+    # x centred at 0 in the reference; the stream runs at 0.3: drift, one model.degraded.
+    daemon = degrading_daemon(
+        broker, topics, tmp_path, f"http://127.0.0.1:{hook_port}/hooks", SECRET
     )
-    port = free_port()
-    data = daemon_config(
-        bootstrap=broker.bootstrap,
-        group=f"hooks-{uuid.uuid4().hex[:8]}",
-        topics=(topics.predictions, topics.labels, topics.dlq),
-        port=port,
-        state_dir=tmp_path / "state",
-        reference=tmp_path / "churn.json",
-    )
-    data["models"] = [model]
-    config = tmp_path / "modelmon.yaml"
-    write_config(config, data)
-    records = list(itertools.islice(traffic(topics.predictions, topics.labels, seed=7), 3000))
-    for topic in (topics.predictions, topics.labels):
-        mine = [r for r in records if r.topic == topic]
-        produce(broker.bootstrap, topic, [r.value for r in mine], [r.key for r in mine])
-
-    daemon = Daemon(config, port, tmp_path / "logs")
     receiver: WebhookReceiver | None = None
     try:
         daemon.start()

@@ -56,7 +56,7 @@ def degrading_daemon(
 def findings(daemon: Daemon, kind: str = "model.degraded") -> dict[str, float]:
     """This run's ``modelmon_findings_total`` of ``kind`` per outcome (counted ones only)."""
     out = {}
-    for outcome in ("enqueued", "suppressed", "no_webhook", "outbox_error"):
+    for outcome in ("enqueued", "suppressed", "no_webhook", "outbox_error", "already_pending"):
         value = daemon.value("modelmon_findings_total", model=MODEL, type=kind, outcome=outcome)
         if value:
             out[outcome] = value

@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from monitor.reference.profile import ReferenceProfile
+from monitor.settings import Settings
 from tests.support.fault_oracle import (
     expected_counts,
     expected_snapshot,
@@ -22,8 +24,8 @@ from tests.support.fault_tools import daemon_config, write_config
 from tests.support.group import PARTITIONS, partition_of
 
 
-def test_the_judge_notices_one_lost_or_one_double_counted_record(tmp_path: Path) -> None:
-    """Without a broker: the oracle of these tests can fail them."""
+def offline_daemon(tmp_path: Path) -> tuple[ReferenceProfile, Settings]:
+    """A daemon's reference and settings that no test here connects with."""
     reference = save_reference(tmp_path / "churn.json")
     settings = write_config(
         tmp_path / "c.yaml",
@@ -36,6 +38,12 @@ def test_the_judge_notices_one_lost_or_one_double_counted_record(tmp_path: Path)
             reference=tmp_path / "churn.json",
         ),
     )
+    return reference, settings
+
+
+def test_the_judge_notices_one_lost_or_one_double_counted_record(tmp_path: Path) -> None:
+    """Without a broker: the oracle of these tests can fail them."""
+    reference, settings = offline_daemon(tmp_path)
     records = list(itertools.islice(traffic("p", "l", SEED), 3000))
     want = expected_snapshot(settings, reference, records)
     counts = expected_counts(settings, records)
@@ -63,18 +71,7 @@ def test_the_judge_checks_the_statistics_against_the_raw_samples(tmp_path: Path)
     """Without a broker: PSI, KS D and chi-square of the final windows, recomputed from the
     produced records and the raw training values without the daemon's code, agree with the
     evaluation, and a statistic off by more than its tolerance is named."""
-    reference = save_reference(tmp_path / "churn.json")
-    settings = write_config(
-        tmp_path / "c.yaml",
-        daemon_config(
-            bootstrap="127.0.0.1:9",
-            group="g",
-            topics=("p", "l", "d"),
-            port=0,
-            state_dir=tmp_path,
-            reference=tmp_path / "churn.json",
-        ),
-    )
+    reference, settings = offline_daemon(tmp_path)
     records = list(itertools.islice(traffic("p", "l", SEED, poison_every=97), 3000))
     want = expected_snapshot(settings, reference, records)
     counts = expected_counts(settings, records)
