@@ -6,8 +6,13 @@ cheaper to create, which matters at tens of thousands of records per second.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 Stream = Literal["predictions", "labels"]
 
@@ -31,6 +36,97 @@ class Prediction(NamedTuple):
     features: dict[str, Any]
     prediction: Any
     score: float | dict[str, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionBatch:
+    """One model's predictions as columns, in arrival order: what decoding hands the state.
+
+    A batch is decoded into columns without a :class:`Prediction` per event (the per-event
+    object costs more than the rest of the hot path); :meth:`of` builds one from events (tests,
+    the bootstrap replay) and :meth:`events` goes back (the rare paths).
+
+    >>> b = PredictionBatch.of("m", [Prediction("a", "m", None, 1.0, {}, 1, 0.9)] * 2)
+    >>> len(b), b.take(np.array([False, True])).ids, b.events()[0].score
+    (2, ['a'], 0.9)
+    """
+
+    model: str
+    ids: list[str]
+    versions: list[str | None]
+    timestamps: npt.NDArray[np.float64]
+    features: list[dict[str, Any]]
+    predictions: list[Any]
+    scores: list[float | dict[str, float] | None]
+
+    @classmethod
+    def of(cls, model: str, preds: Sequence[Prediction]) -> PredictionBatch:
+        ids, _, versions, ts, features, predictions, scores = (
+            map(list, zip(*preds, strict=True)) if preds else ([],) * 7
+        )
+        return cls(
+            model,
+            ids,
+            versions,
+            np.array(ts, dtype=np.float64),
+            features,
+            predictions,
+            scores,
+        )
+
+    @classmethod
+    def concat(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
+        """One model's batches end to end (the first one's model)."""
+        return cls(
+            batches[0].model,
+            [i for b in batches for i in b.ids],
+            [v for b in batches for v in b.versions],
+            np.concatenate([b.timestamps for b in batches]),
+            [f for b in batches for f in b.features],
+            [p for b in batches for p in b.predictions],
+            [s for b in batches for s in b.scores],
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> PredictionBatch:
+        """The rows of a boolean mask, or at integer positions (in their order)."""
+        if rows.dtype == np.bool_:
+            keep = rows.tolist()
+
+            def pick(column: list[Any]) -> list[Any]:
+                return list(compress(column, keep))
+        else:
+            at = rows.tolist()
+
+            def pick(column: list[Any]) -> list[Any]:
+                return [column[i] for i in at]
+
+        return PredictionBatch(
+            self.model,
+            pick(self.ids),
+            pick(self.versions),
+            self.timestamps[rows],
+            pick(self.features),
+            pick(self.predictions),
+            pick(self.scores),
+        )
+
+    def events(self) -> list[Prediction]:
+        """The batch as events (the bootstrap buffer, a one-by-one retry)."""
+        return [
+            Prediction(i, self.model, v, t, f, p, s)
+            for i, v, t, f, p, s in zip(
+                self.ids,
+                self.versions,
+                self.timestamps.tolist(),
+                self.features,
+                self.predictions,
+                self.scores,
+                strict=True,
+            )
+        ]
 
 
 class Label(NamedTuple):

@@ -20,14 +20,16 @@ for performance and for the other features.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 from msgspec import UNSET
 
-from monitor.events import DecodeError, Label, Prediction
+from monitor.events import DecodeError, Label, Prediction, PredictionBatch
 from monitor.ingest.fast_decode import LabelEnvelope, PredictionEnvelope, fast_paths, unset_as
 from monitor.settings import FieldMapping
 
@@ -137,6 +139,69 @@ class Decoder:
         """The event time as :meth:`_timestamp` reads it, or ``None`` if it refuses it."""
         ts = parse_timestamp(kafka_ts if value is None else value)
         return None if ts is None or ts > now + self._skew else ts
+
+    def prediction_columns(
+        self, raws: Sequence[bytes | None], kafka_ts: Sequence[float], *, now: float
+    ) -> tuple[list[int], list[str], PredictionBatch]:
+        """The typed path over a whole batch, as columns: no object per event.
+
+        Returns the positions it accepts (ascending), their models and their columns (model
+        ``""``; the caller groups the rows). Every other position is for :meth:`prediction`,
+        whose exact path names the refusal: the rows accepted, and their values, are those
+        :meth:`prediction`'s own fast path accepts one by one.
+        """
+        if self._fast is None:
+            return [], [], PredictionBatch.of("", [])
+        fast = self._fast[0]
+        envs = [fast(raw) if raw else None for raw in raws]
+        at = list(range(len(envs)))
+        if None in envs:
+            at = [i for i, env in enumerate(envs) if env is not None]
+            envs = [envs[i] for i in at]
+            kafka_ts = [kafka_ts[i] for i in at]
+        good = cast(list[PredictionEnvelope], envs)
+        ts = self._fast_times([env.timestamp for env in good], kafka_ts, now)
+        ok = ~np.isnan(ts)
+        predictions = [env.prediction for env in good]
+        scores: list[Any] = [env.score for env in good]
+        if UNSET in predictions:
+            either = zip(predictions, scores, strict=True)
+            ok &= np.fromiter(
+                (p is not UNSET or s is not UNSET for p, s in either), dtype=bool, count=len(good)
+            )
+            predictions = [unset_as(p, None) for p in predictions]
+        if UNSET in scores:
+            scores = [unset_as(s, None) for s in scores]
+        ids: list[Any] = [env.id for env in good]
+        if set(map(type, ids)) - {str}:
+            ids = list(map(str, ids))
+        versions: list[Any] = [env.version for env in good]
+        if set(map(type, versions)) - {str, type(None)}:
+            versions = [None if v is None else str(v) for v in versions]
+        features: list[Any] = [env.features for env in good]
+        if None in features:
+            features = [{} if f is None else f for f in features]
+        batch = PredictionBatch("", ids, versions, ts, features, predictions, scores)
+        models = [env.model for env in good]
+        if not ok.all():
+            keep = ok.tolist()
+            batch = batch.take(ok)
+            at = [i for i, k in zip(at, keep, strict=True) if k]
+            models = [m for m, k in zip(models, keep, strict=True) if k]
+        return at, models, batch
+
+    def _fast_times(
+        self, values: list[float | str | None], kafka_ts: Sequence[float], now: float
+    ) -> npt.NDArray[np.float64]:
+        """:meth:`_fast_time` of each value, NaN where it refuses one."""
+        if set(map(type, values)) <= {float, int}:
+            ts = np.array(values, dtype=np.float64)
+            ts[~((ts >= MIN_TIMESTAMP) & (ts < MAX_TIMESTAMP))] = np.nan
+        else:
+            parsed = map(parse_timestamp, map(_or, values, kafka_ts))
+            ts = np.array([math.nan if t is None else t for t in parsed], dtype=np.float64)
+        ts[ts > now + self._skew] = np.nan
+        return ts
 
     def _fast_prediction(
         self, env: PredictionEnvelope, kafka_ts: float, now: float
@@ -281,6 +346,10 @@ class Decoder:
         if not isinstance(label, str | int | float):  # bool is an int: True/False labels pass
             return DecodeError("wrong_type", f"{self._f.label!r} must be a scalar")
         return Label(id=ids[0], model=ids[1], label=label, timestamp=ts)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _check_score(score: Any) -> float | dict[str, float] | DecodeError | None:

@@ -18,11 +18,22 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import compress
 from typing import TypeVar
 
-from monitor.events import DeadLetter, DecodeError, Label, Prediction, RawRecord, Stream
+import numpy as np
+
+from monitor.events import (
+    DeadLetter,
+    DecodeError,
+    Label,
+    Prediction,
+    PredictionBatch,
+    RawRecord,
+    Stream,
+)
 from monitor.ingest.decode import Decoder
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import Settings
@@ -31,8 +42,27 @@ from monitor.state.model_state import ModelState
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", Prediction, Label)
+B = TypeVar("B", PredictionBatch, list[Label])
 #: Longest ``internal_error`` detail: the exception's type and the start of its message.
 DETAIL_MAX = 200
+
+
+def _in_order(
+    pieces: list[tuple[list[int], PredictionBatch]],
+) -> tuple[list[int], PredictionBatch]:
+    """Pieces of one group's rows (positions, columns) as one batch in position order."""
+    positions = [i for at, _ in pieces for i in at]
+    merged = PredictionBatch.concat([batch for _, batch in pieces])
+    order = np.argsort(np.array(positions), kind="stable")
+    return [positions[i] for i in order.tolist()], merged.take(order)
+
+
+def _one_prediction(batch: PredictionBatch, i: int) -> PredictionBatch:
+    return batch.take(np.array([i], dtype=np.intp))
+
+
+def _one_label(labels: list[Label], i: int) -> list[Label]:
+    return [labels[i]]
 
 
 def internal_error(exc: BaseException) -> str:
@@ -53,9 +83,7 @@ class Decoded:
     it came from.
     """
 
-    predictions: dict[tuple[str, int], list[Prediction]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    predictions: dict[tuple[str, int], PredictionBatch] = field(default_factory=dict)
     labels: dict[tuple[str, int], list[Label]] = field(default_factory=lambda: defaultdict(list))
     dead: list[DeadLetter] = field(default_factory=list)
     sources: dict[tuple[Stream, str, int], list[RawRecord]] = field(
@@ -98,29 +126,67 @@ class Pipeline:
         """Decode a batch without touching any state; invalid records are counted here."""
         out = Decoded()
         now = self._wall()
-        decode_prediction, decode_label = self._decoder.prediction, self._decoder.label
-        for rec in records:
-            stream = self._topics.get(rec.topic)
-            if stream is None:
-                continue
-            try:
-                event: Prediction | Label | DecodeError = (
-                    decode_prediction(rec.value, rec.timestamp, now=now)
-                    if stream == "predictions"
-                    else decode_label(rec.value, rec.timestamp, now=now)
-                )
-            except Exception as exc:  # a decoder bug must cost one record, not the daemon
-                log.exception("decoding %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
-                event = DecodeError("internal_error", internal_error(exc))
+        topics = self._topics
+        streams = [topics.get(rec.topic) for rec in records]
+        self._decode_predictions(
+            [rec for rec, s in zip(records, streams, strict=True) if s == "predictions"], now, out
+        )
+        decode_label = self._decoder.label
+        for rec in compress(records, [s == "labels" for s in streams]):
+            event = self._guard_decode(decode_label, rec, now)
             if isinstance(event, DecodeError):
-                self._dead(out.dead, rec, stream, event)
-            elif isinstance(event, Prediction):
-                out.predictions[event.model, rec.partition].append(event)
-                out.sources["predictions", event.model, rec.partition].append(rec)
+                self._dead(out.dead, rec, "labels", event)
             else:
                 out.labels[event.model, rec.partition].append(event)
                 out.sources["labels", event.model, rec.partition].append(rec)
         return out
+
+    def _guard_decode(
+        self, decode: Callable[..., E | DecodeError], rec: RawRecord, now: float
+    ) -> E | DecodeError:
+        try:
+            return decode(rec.value, rec.timestamp, now=now)
+        except Exception as exc:  # a decoder bug must cost one record, not the daemon
+            log.exception("decoding %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
+            return DecodeError("internal_error", internal_error(exc))
+
+    def _decode_predictions(self, records: list[RawRecord], now: float, out: Decoded) -> None:
+        """The typed columns of the batch first; the records they leave, one by one (the exact
+        path, which names each refusal). Each (model, partition) keeps the records' order."""
+        try:
+            at, models, columns = self._decoder.prediction_columns(
+                [rec.value for rec in records], [rec.timestamp for rec in records], now=now
+            )
+        except Exception:  # a bug of the batch path: every record goes the exact way
+            log.exception("decoding a batch of %d predictions failed", len(records))
+            at, models, columns = [], [], PredictionBatch.of("", [])
+        partitions = [rec.partition for rec in records]
+        if len(at) == len(records) and len(set(models)) == 1 and len(set(partitions)) == 1:
+            # The usual batch: one model, one partition, every record on the typed path.
+            group = models[0], partitions[0]
+            out.predictions[group] = replace(columns, model=group[0])
+            out.sources[("predictions", *group)] = records
+            return
+        # (model, partition) → [(position of each row, its batch)]
+        parts: dict[tuple[str, int], list[tuple[list[int], PredictionBatch]]] = defaultdict(list)
+        rows: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for row, group in enumerate(zip(models, (partitions[i] for i in at), strict=True)):
+            rows[group].append(row)
+        for group, idx in rows.items():
+            taken = replace(columns.take(np.array(idx, dtype=np.intp)), model=group[0])
+            parts[group].append(([at[i] for i in idx], taken))
+        for i in sorted(set(range(len(records))) - set(at)):
+            rec = records[i]
+            event = self._guard_decode(self._decoder.prediction, rec, now)
+            if isinstance(event, DecodeError):
+                self._dead(out.dead, rec, "predictions", event)
+            else:
+                one = PredictionBatch.of(event.model, [event])
+                parts[event.model, rec.partition].append(([i], one))
+        for (model, partition), pieces in parts.items():
+            positions, batch = pieces[0] if len(pieces) == 1 else _in_order(pieces)
+            out.predictions[model, partition] = batch
+            out.sources["predictions", model, partition] = [records[i] for i in positions]
 
     def _dead(
         self, into: list[DeadLetter], rec: RawRecord, stream: Stream, err: DecodeError
@@ -146,6 +212,7 @@ class Pipeline:
                     partial(self._apply_predictions, partition=partition, arrived_at=arrived_at),
                     model,
                     preds,
+                    partial(_one_prediction, preds),
                     batch.sources["predictions", model, partition],
                     dead,
                 )
@@ -154,6 +221,7 @@ class Pipeline:
                     partial(self._apply_labels, partition=partition),
                     model,
                     labels,
+                    partial(_one_label, labels),
                     batch.sources["labels", model, partition],
                     dead,
                 )
@@ -163,24 +231,26 @@ class Pipeline:
 
     def _guarded(
         self,
-        apply: Callable[[str, list[E]], None],
+        apply: Callable[[str, B], None],
         model: str,
-        events: list[E],
+        events: B,
+        one: Callable[[int], B],
         sources: list[RawRecord],
         dead: list[DeadLetter],
     ) -> None:
-        """Apply a model's events; if that raises, one by one, dead-lettering the culprits."""
+        """Apply a model's events; if that raises, one by one (``one(i)``: the batch of the
+        i-th alone), dead-lettering the culprits."""
         try:
             apply(model, events)
             return
         except Exception:
             log.exception(
-                "applying %d events of model %s failed: retrying one by one", len(events), model
+                "applying %d events of model %s failed: retrying one by one", len(sources), model
             )
-        stream: Stream = "predictions" if isinstance(events[0], Prediction) else "labels"
-        for event, rec in zip(events, sources, strict=True):
+        stream: Stream = "predictions" if isinstance(events, PredictionBatch) else "labels"
+        for i, rec in enumerate(sources):
             try:
-                apply(model, [event])
+                apply(model, one(i))
             except Exception as exc:
                 log.exception("applying %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
                 self._dead(dead, rec, stream, DecodeError("internal_error", internal_error(exc)))
@@ -245,7 +315,7 @@ class Pipeline:
                 self.metrics.pending.labels(model).set(n)
 
     def _apply_predictions(
-        self, model: str, batch: list[Prediction], *, partition: int, arrived_at: float
+        self, model: str, batch: PredictionBatch, *, partition: int, arrived_at: float
     ) -> None:
         state = self._state(model, partition)
         if state is None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.events import Label, Prediction
+from monitor.events import Label
 from monitor.settings import ModelSettings
 from monitor.vocabulary import canonical_key
 
@@ -51,26 +51,50 @@ class TargetEncoder:
             return 1.0 if key == self._positive else 0.0
         return self._index.get(key, NAN)
 
+    def _values(self, raws: Sequence[Any]) -> npt.NDArray[np.float64]:
+        """:meth:`_value` of each, computed once per distinct value (a batch has few)."""
+        n = len(raws)
+        types = set(map(type, raws))
+        if self.task == "regression" and types <= {float, int}:
+            y = np.array(raws, dtype=np.float64)
+            y[~np.isfinite(y)] = NAN
+            return y
+        # A table keyed by value is exact while equal values have one key: strings, None and
+        # one number type (2**53 == 2.0**53, but they are spelled apart). A NaN is looked up
+        # by identity, so each keeps its own (equal) encoding.
+        if len(numbers := types - {str, type(None)}) <= 1 and numbers <= {int, float, bool}:
+            table = {raw: self._value(raw) for raw in set(raws)}
+            return np.fromiter(map(table.__getitem__, raws), dtype=np.float64, count=n)
+        return np.fromiter(map(self._value, raws), dtype=np.float64, count=n)
+
     def predictions(
-        self, preds: Sequence[Prediction]
+        self, values: Sequence[Any], scores: Sequence[float | dict[str, float] | None]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
-        """``(y_pred, proba)``; a binary prediction without a value uses ``score >= 0.5``."""
-        y = np.empty(len(preds), dtype=np.float64)
-        proba = np.full((len(preds), self.proba_width), np.nan, dtype=np.float32)
-        for i, p in enumerate(preds):
-            y[i] = self._value(p.prediction)
-            if self.task == "binary_classification" and isinstance(p.score, float):
-                proba[i, 0] = p.score
-                if p.prediction is None:
-                    y[i] = 1.0 if p.score >= 0.5 else 0.0
-            elif self.task == "multiclass_classification" and isinstance(p.score, dict):
-                row = [p.score.get(c, NAN) for c in self.classes]
-                proba[i] = row
-                if p.prediction is None and not any(math.isnan(v) for v in row):
-                    y[i] = float(np.argmax(row))
+        """``(y_pred, proba)`` of each prediction value and score; a binary prediction without
+        a value uses ``score >= 0.5``."""
+        n = len(values)
+        y = self._values(values)
+        proba = np.full((n, self.proba_width), np.nan, dtype=np.float32)
+        if self.task == "binary_classification":
+            if set(map(type, scores)) <= {float}:
+                score = np.array(scores, dtype=np.float64)
+            else:
+                score = np.array(
+                    [s if isinstance(s, float) else NAN for s in scores], dtype=np.float64
+                )
+            proba[:, 0] = score
+            if None in values:
+                unvalued = np.fromiter((v is None for v in values), dtype=bool, count=n)
+                unvalued &= ~np.isnan(score)
+                y[unvalued] = score[unvalued] >= 0.5
+        elif self.task == "multiclass_classification":
+            for i, (value, s) in enumerate(zip(values, scores, strict=True)):
+                if isinstance(s, dict):
+                    row = [s.get(c, NAN) for c in self.classes]
+                    proba[i] = row
+                    if value is None and not any(math.isnan(v) for v in row):
+                        y[i] = float(np.argmax(row))
         return y, proba
 
     def labels(self, labels: Sequence[Label]) -> npt.NDArray[np.float64]:
-        return np.fromiter(
-            (self._value(lab.label) for lab in labels), dtype=np.float64, count=len(labels)
-        )
+        return self._values([lab.label for lab in labels])

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
-from monitor.events import Prediction
+from monitor.events import PredictionBatch
 from monitor.reference.bins import CategoricalProfile, NumericProfile, Profile
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import ModelSettings
@@ -76,15 +78,20 @@ def layout(cfg: ModelSettings, reference: ReferenceProfile) -> tuple[Slot, ...]:
     return tuple(slots)
 
 
-def prediction_value(cfg: ModelSettings, p: Prediction) -> object:
-    """The scalar whose distribution is tracked as prediction drift.
+def prediction_values(cfg: ModelSettings, batch: PredictionBatch) -> list[object]:
+    """The scalar whose distribution is tracked as prediction drift, per prediction.
 
     Binary: the positive-class score (the prediction itself when no score is sent);
     regression: the predicted value; multiclass: the predicted class.
     """
-    if cfg.task == "binary_classification":
-        return p.score if isinstance(p.score, float) else p.prediction
-    return p.prediction
+    if cfg.task != "binary_classification":
+        return batch.predictions
+    if set(map(type, batch.scores)) <= {float}:
+        return list(batch.scores)
+    return [
+        s if isinstance(s, float) else p
+        for p, s in zip(batch.predictions, batch.scores, strict=True)
+    ]
 
 
 def cell_column(slot: Slot, values: Sequence[object]) -> IntArray:
@@ -107,9 +114,7 @@ def cell_column(slot: Slot, values: Sequence[object]) -> IntArray:
         )
     n_bins = slot.profile.n_bins
     if isinstance(slot.profile, NumericProfile):
-        x = np.array(clean, dtype=np.float64)  # None -> NaN: the missing bin
-        cells = slot.profile.bin_index(x)
-        cells[x < slot.profile.range_low] = n_bins + 1
+        cells = numeric_cells(slot.profile, np.array(clean, dtype=np.float64))
     else:
         cells = slot.profile.bin_index(clean)
     if clean is not values:
@@ -117,10 +122,17 @@ def cell_column(slot: Slot, values: Sequence[object]) -> IntArray:
     return cells + slot.offset
 
 
-def prediction_column(cfg: ModelSettings, slot: Slot, preds: Sequence[Prediction]) -> IntArray:
+def numeric_cells(profile: NumericProfile, x: npt.NDArray[np.float64]) -> IntArray:
+    """The cell of each number (NaN: missing), its slot's offset not added."""
+    cells = profile.bin_index(x)
+    cells[x < profile.range_low] = profile.n_bins + 1
+    return cells
+
+
+def prediction_column(cfg: ModelSettings, slot: Slot, batch: PredictionBatch) -> IntArray:
     """Cells of the tracked prediction value; one of another type counts as missing."""
-    values = [prediction_value(cfg, p) for p in preds]
-    if isinstance(slot.profile, NumericProfile):
+    values = prediction_values(cfg, batch)
+    if isinstance(slot.profile, NumericProfile) and not set(map(type, values)) <= NUMERIC_TYPES:
         values = [v if fits_kind(v, "numeric") else None for v in values]
     return cell_column(slot, values)
 
@@ -134,13 +146,46 @@ def feature_column(features: Sequence[dict[str, Any]], name: str) -> list[Any]:
     return list(map(dict.get, features, repeat(name)))
 
 
-def columns(cfg: ModelSettings, slots: Sequence[Slot], preds: Sequence[Prediction]) -> IntArray:
-    """Cells of every slot, laid side by side per prediction (event-major), flattened."""
-    features = [p.features for p in preds]
-    cols = [
-        prediction_column(cfg, s, preds)
-        if s.name == PREDICTION
-        else cell_column(s, feature_column(features, s.name))
-        for s in slots
-    ]
-    return np.stack(cols, axis=1).ravel()
+def columns(cfg: ModelSettings, slots: Sequence[Slot], batch: PredictionBatch) -> IntArray:
+    """Cells of every slot, laid side by side per prediction (event-major), flattened.
+
+    The numeric features are read together, a row of them per event (one pass over the
+    events' feature objects, one type check and one float array for all); a batch where one
+    of them is absent or of another type goes feature by feature instead.
+    """
+    grid = np.empty((len(batch), len(slots)), dtype=np.int64)
+    numeric = [j for j, s in enumerate(slots) if s.name != PREDICTION and s.kind == "numeric"]
+    matrix = numeric_matrix(batch.features, [slots[j].name for j in numeric])
+    for j, s in enumerate(slots):
+        if s.name == PREDICTION:
+            grid[:, j] = prediction_column(cfg, s, batch)
+        elif matrix is not None and s.kind == "numeric":
+            assert isinstance(s.profile, NumericProfile)
+            grid[:, j] = numeric_cells(s.profile, matrix[:, numeric.index(j)]) + s.offset
+        else:
+            grid[:, j] = cell_column(s, feature_column(batch.features, s.name))
+    return grid.ravel()
+
+
+def numeric_matrix(
+    features: Sequence[dict[str, Any]], names: Sequence[str]
+) -> npt.NDArray[np.float64] | None:
+    """The ``names`` of every event as an (events, names) float matrix (None: missing), or
+    ``None`` when one is absent from an event or not a number (the caller goes by column).
+
+    >>> numeric_matrix([{"a": 1.0, "b": None}, {"a": 2, "b": 3.5}], ["a", "b"]).tolist()
+    [[1.0, nan], [2.0, 3.5]]
+    >>> numeric_matrix([{"a": 1.0}, {"a": "1"}], ["a"]) is None
+    True
+    """
+    if not names or not features:
+        return None
+    get = itemgetter(*names)
+    try:
+        rows = list(map(get, features))
+    except KeyError:
+        return None
+    flat = rows if len(names) == 1 else list(chain.from_iterable(rows))
+    if not set(map(type, flat)) <= NUMERIC_TYPES:
+        return None
+    return np.array(flat, dtype=np.float64).reshape(len(features), len(names))

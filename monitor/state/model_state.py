@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.events import Label, Prediction
+from monitor.events import Label, Prediction, PredictionBatch
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
 from monitor.state import bootstrap
@@ -132,18 +132,26 @@ class ModelState:
         return self.clocks.watermark(now)
 
     def add_predictions(
-        self, preds: Sequence[Prediction], partition: int = 0, arrived_at: float = 0.0
+        self,
+        preds: PredictionBatch | Sequence[Prediction],
+        partition: int = 0,
+        arrived_at: float = 0.0,
     ) -> AddResult:
         """Count a batch of one partition's predictions of this model into every window.
 
         ``arrived_at`` is the wall time of the batch (it tells active partitions from idle).
         """
+        batch = (
+            preds
+            if isinstance(preds, PredictionBatch)
+            else PredictionBatch.of(self.cfg.name, preds)
+        )
         result = AddResult()
         known = self._known
-        if not all(map(known.issuperset, (p.features for p in preds))):  # rare path
-            for p in preds:
-                result.unknown_features += len(p.features.keys() - known)
-        new_versions = self.versions.observe(preds)
+        if not all(map(known.issuperset, batch.features)):  # rare path
+            for f in batch.features:
+                result.unknown_features += len(f.keys() - known)
+        new_versions = self.versions.observe(batch.versions, batch.timestamps)
         if new_versions and self._rebaseline:
             self._start_rebaseline(new_versions[-1])
         elif self._rebaseline_to is not None and self._rebaseline_to not in self.versions.present():
@@ -151,26 +159,24 @@ class ModelState:
             # one that is current instead, or the model would stay without a reference.
             self._start_rebaseline(self.versions.current)
         if self.reference is None:
-            return self._buffer_for_bootstrap(preds, result, partition, arrived_at)
+            return self._buffer_for_bootstrap(batch.events(), result, partition, arrived_at)
         # Duplicate ids count once: dropped before anything, so a re-sent duplicate with a
         # later timestamp moves neither the event time nor any window.
-        keys, fresh = self.perf.unseen(preds)
+        keys, fresh = self.perf.unseen(batch.ids)
         result.join.duplicate_predictions = int(fresh.size - fresh.sum())
         if not fresh.all():
-            preds = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
-            keys = keys[fresh]
-        ts = np.fromiter((p.timestamp for p in preds), dtype=np.float64, count=len(preds))
-        on_time, newest = self.clocks.judge(partition, ts)
-        result.late = int(ts.size - on_time.sum())
+            batch, keys = batch.take(fresh), keys[fresh]
+        on_time, newest = self.clocks.judge(partition, batch.timestamps)
+        result.late = int(on_time.size - on_time.sum())
         if result.late:
-            preds = [p for p, ok in zip(preds, on_time.tolist(), strict=True) if ok]
-            ts, keys = ts[on_time], keys[on_time]
-        if not preds:
+            batch, keys = batch.take(on_time), keys[on_time]
+        if not len(batch):
             self.clocks.advance(partition, newest, arrived_at)
             return result
-        encoded = self.perf.encode(preds)
-        cells = columns(self.cfg, self.slots, preds)
-        unseen = unseen_columns(self.slots, cells, preds)
+        ts = batch.timestamps
+        encoded = self.perf.encode(batch)
+        cells = columns(self.cfg, self.slots, batch)
+        unseen = unseen_columns(self.slots, cells, batch.features)
         # From here on numbers only: the state changes.
         self.clocks.advance(partition, newest, arrived_at)
         counts, result.delays = self.perf.add_predictions(encoded, keys, ts, self.newest_seen)

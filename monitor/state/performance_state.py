@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from monitor.events import Label, Prediction
+from monitor.events import Label, PredictionBatch
 from monitor.settings import ModelSettings
 from monitor.state import restore_checks as checks
 from monitor.state.encoding import TargetEncoder
@@ -57,17 +56,16 @@ class PerformanceState:
             return RegressionAccumulator()
         return ClassificationAccumulator(n_classes=self.encoder.n_classes, positive=1)
 
-    def unseen(self, preds: Sequence[Prediction]) -> tuple[IdKeys, npt.NDArray[np.bool_]]:
+    def unseen(self, ids: list[str]) -> tuple[IdKeys, npt.NDArray[np.bool_]]:
         """The predictions' id keys and which of them are new (duplicates are False)."""
-        # map(attrgetter) over a list comprehension: ~10 ns an id less (a tenth of the keys)
-        keys = IdKeys.of(list(map(attrgetter("id"), preds)), self.join.legacy is not None)
+        keys = IdKeys.of(ids, self.join.legacy is not None)
         return keys, self.join.unseen(keys.keys, keys.legacy)
 
     def encode(
-        self, preds: Sequence[Prediction]
+        self, batch: PredictionBatch
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         """The predictions as ``(y_pred, proba)`` columns; reads the events, changes nothing."""
-        return self.encoder.predictions(preds)
+        return self.encoder.predictions(batch.predictions, batch.scores)
 
     def add_predictions(
         self,
@@ -95,7 +93,7 @@ class PerformanceState:
         usable = ~np.isnan(y)
         result = LabelResult(unusable=int((~usable).sum()))
         usable_labels = [lab for lab, ok in zip(labels, usable.tolist(), strict=True) if ok]
-        keys = IdKeys.of(list(map(attrgetter("id"), usable_labels)), self.join.legacy is not None)
+        keys = IdKeys.of([lab.id for lab in usable_labels], self.join.legacy is not None)
         ts = np.fromiter(
             (lab.timestamp for lab in usable_labels), dtype=np.float64, count=len(usable_labels)
         )

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from monitor.events import Prediction
+import numpy as np
+import numpy.typing as npt
 
 __all__ = ["MAX_VERSIONS", "VersionLog", "touch"]
 
@@ -61,22 +62,26 @@ class VersionLog:
         self._capacity = capacity
         self._newest: dict[str, float] = {}  # version → newest event time; first appearance order
 
-    def observe(self, preds: Sequence[Prediction]) -> list[str]:
-        """Record a batch; returns the versions new to the log, in order of first appearance."""
+    def observe(self, versions: Sequence[str | None], ts: npt.NDArray[np.float64]) -> list[str]:
+        """Record a batch (each event's version and time); returns the versions new to the log,
+        in order of first appearance."""
         newest = self._newest
+        if len(set(versions)) == 1 and (v := versions[0]) is not None and v in newest:
+            # The usual batch: one version, already known.
+            newest[v] = max(newest[v], float(ts.max()))
+            return []
         fresh: list[str] = []
-        for p in preds:
-            v = p.version
+        for v, t in zip(versions, ts.tolist(), strict=True):
             if v is None:
                 continue
             seen = newest.get(v)
             if seen is None:
                 if newest:
                     fresh.append(v)
-                newest[v] = p.timestamp
+                newest[v] = t
                 self._forget_beyond_capacity(keep=v)
-            elif p.timestamp > seen:
-                newest[v] = p.timestamp
+            elif t > seen:
+                newest[v] = t
         return fresh
 
     def _forget_beyond_capacity(self, keep: str) -> None:

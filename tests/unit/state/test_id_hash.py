@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 import xxhash
 
-from monitor.events import Label, Prediction
+from monitor.events import Label, Prediction, PredictionBatch
 from monitor.persistence.checkpoint import read_checkpoint, write_checkpoint
 from monitor.settings import ModelSettings, WindowSpec
 from monitor.state.id_hash import blake2b_keys, id_keys
@@ -61,9 +61,9 @@ def pred(i: str, t: float) -> Prediction:
 
 def feed(perf: PerformanceState, preds: list[Prediction]) -> tuple[int, JoinCounts]:
     """Predictions through the path ``ModelState`` takes; (duplicates, join counts)."""
-    keys, fresh = perf.unseen(preds)
-    kept = [p for p, ok in zip(preds, fresh.tolist(), strict=True) if ok]
-    ts = np.array([p.timestamp for p in kept], dtype=np.float64)
+    keys, fresh = perf.unseen([p.id for p in preds])
+    kept = PredictionBatch.of("m", preds).take(fresh)
+    ts = kept.timestamps
     newest = float(ts.max()) if ts.size else T0
     counts, _ = perf.add_predictions(perf.encode(kept), keys[fresh], ts, newest)
     return int((~fresh).sum()), counts
@@ -132,10 +132,10 @@ def test_the_migration_ends_when_the_last_blake2b_row_expires(tmp_path: Path) ->
     feed(perf, [pred("new-1", T0 + 2000)])
     perf.expire(now=T0 + 2000)
     assert perf.join.legacy == T0 + 6  # old rows still within the TTL
-    assert perf.unseen([pred("x", T0)])[0].legacy is not None
+    assert perf.unseen(["x"])[0].legacy is not None
     perf.expire(now=T0 + 6 + TTL + 1)  # past the TTL of every old row and early label
     assert perf.join.legacy is None
-    assert perf.unseen([pred("x", T0)])[0].legacy is None  # one hash from now on
+    assert perf.unseen(["x"])[0].legacy is None  # one hash from now on
     arrays: dict[str, npt.NDArray[Any]] = {}
     assert "blake2b" not in perf.to_state(arrays, "m.perf")["join"]
     assert checkpoint(perf, tmp_path).join.legacy is None

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.events import Label, Prediction
+from monitor.events import Label, Prediction, PredictionBatch
 from monitor.persistence.checkpoint import read_checkpoint, write_checkpoint
 from monitor.settings import ModelSettings, WindowSpec
 from monitor.state import join as join_module
@@ -429,8 +429,8 @@ def replay(case: Case, order: list[int], cuts: list[int], expire_at: set[int]) -
                 Prediction(i, "m", None, case.pred_ts[i], {}, case.pred_y[i], case.score[i])
                 for i in pids
             ]
-            keys, fresh = perf.unseen(preds)
-            kept = [q for q, ok in zip(preds, fresh.tolist(), strict=True) if ok]
+            keys, fresh = perf.unseen([q.id for q in preds])
+            kept = PredictionBatch.of("m", preds).take(fresh)
             perf.add_predictions(perf.encode(kept), keys[fresh], ts[fresh], newest)
         if lids:
             p, c = label(j, lids, [case.label_y[i] for i in lids], [case.label_ts[i] for i in lids])

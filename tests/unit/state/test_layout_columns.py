@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.events import Prediction, PredictionBatch
 from monitor.reference.bins import CategoricalProfile, NumericProfile
-from monitor.state.layout import Slot, cell_column, feature_column
+from monitor.settings import ModelSettings
+from monitor.state.layout import Slot, cell_column, columns, feature_column, numeric_matrix
 
 NUMERIC = Slot(
     "x", NumericProfile(np.array([1.0, 2.0]), np.zeros(4, np.int64), np.zeros(3, np.int64), 0.0), 3
@@ -34,3 +38,36 @@ def test_a_batch_lands_where_each_value_lands(values: list[object], numeric: boo
 
 def test_feature_column_reads_absent_as_none() -> None:
     assert feature_column([{"a": 1}, {}, {"b": 2, "a": None}], "a") == [1, None, None]
+
+
+SLOTS = (
+    Slot("a", NUMERIC.profile, 0),
+    Slot("c", CATEGORICAL.profile, 5),
+    Slot("b", NUMERIC.profile, 11),
+)
+ROW = st.dictionaries(st.sampled_from(["a", "b", "c", "z"]), VALUES, max_size=4)
+
+
+@settings(max_examples=300)
+@given(st.lists(ROW, max_size=10))
+def test_the_numeric_features_read_together_land_where_each_alone_lands(
+    rows: list[dict[str, object]],
+) -> None:
+    """The matrix path (every numeric feature present and a number) and the feature-by-feature
+    path lay out the same cells, whichever the batch takes."""
+    cfg = ModelSettings(
+        name="m", reference=Path("unused.json"), features={"a": "numeric", "c": "categorical"}
+    )
+    batch = PredictionBatch.of(
+        "m", [Prediction(str(i), "m", None, 0.0, r, 1, None) for i, r in enumerate(rows)]
+    )
+    alone = [cell_column(s, feature_column(batch.features, s.name)) for s in SLOTS]
+    want = np.stack(alone, axis=1).ravel() if rows else np.zeros(0, np.int64)
+    assert columns(cfg, SLOTS, batch).tolist() == want.tolist()
+
+
+def test_the_matrix_path_is_taken_only_when_every_numeric_value_is_a_number() -> None:
+    assert numeric_matrix([{"a": 1, "b": None}], ["a", "b"]) is not None
+    assert numeric_matrix([{"a": 1, "b": True}], ["a", "b"]) is None  # a bool is no number
+    assert numeric_matrix([{"a": 1}], ["a", "b"]) is None  # absent: by column, as None
+    assert numeric_matrix([{"a": 1}], []) is None
