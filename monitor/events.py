@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -46,18 +47,24 @@ class PredictionBatch:
     object costs more than the rest of the hot path); :meth:`of` builds one from events (tests,
     the bootstrap replay) and :meth:`events` goes back (the rare paths).
 
-    >>> b = PredictionBatch.of("m", [Prediction("a", "m", None, 1.0, {}, 1, 0.9)] * 2)
-    >>> len(b), b.take(np.array([False, True])).ids, b.events()[0].score
-    (2, ['a'], 0.9)
+    ``features`` holds each event's features object, or, when ``typed``, a struct of the
+    model's features whose class maps each feature to its attribute (``attrs``; see
+    :class:`~monitor.ingest.fast_decode.TypedPredictions`): read them with :meth:`feature`,
+    :meth:`feature_rows` and :meth:`feature_dicts`.
+
+    >>> b = PredictionBatch.of("m", [Prediction("a", "m", None, 1.0, {"x": 2}, 1, 0.9)] * 2)
+    >>> len(b), b.take(np.array([False, True])).ids, b.events()[0].score, b.feature("x")
+    (2, ['a'], 0.9, [2, 2])
     """
 
     model: str
     ids: list[str]
     versions: list[str | None]
     timestamps: npt.NDArray[np.float64]
-    features: list[dict[str, Any]]
+    features: list[Any]
     predictions: list[Any]
     scores: list[float | dict[str, float] | None]
+    typed: bool = False
 
     @classmethod
     def of(cls, model: str, preds: Sequence[Prediction]) -> PredictionBatch:
@@ -77,18 +84,50 @@ class PredictionBatch:
     @classmethod
     def concat(cls, batches: Sequence[PredictionBatch]) -> PredictionBatch:
         """One model's batches end to end (the first one's model)."""
+        typed = all(b.typed for b in batches) and len({_row_class(b) for b in batches}) == 1
         return cls(
             batches[0].model,
             [i for b in batches for i in b.ids],
             [v for b in batches for v in b.versions],
             np.concatenate([b.timestamps for b in batches]),
-            [f for b in batches for f in b.features],
+            [f for b in batches for f in (b.features if typed else b.feature_dicts())],
             [p for b in batches for p in b.predictions],
             [s for b in batches for s in b.scores],
+            typed,
         )
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def feature(self, name: str) -> list[Any]:
+        """One feature's values (None where absent), read in C.
+
+        >>> PredictionBatch("m", [], [], np.zeros(0), [{"a": 1}, {}], [], []).feature("a")
+        [1, None]
+        """
+        if not self.typed:
+            return list(map(dict.get, self.features, repeat(name)))
+        attr = _row_class(self).attrs.get(name) if self.features else None
+        if attr is None:
+            return [None] * len(self.features)
+        return list(map(attrgetter(attr), self.features))
+
+    def feature_rows(self, names: Sequence[str]) -> list[Any] | None:
+        """Each event's ``names`` (a tuple, the value itself for one name); ``None`` when one
+        is absent from an event (read them with :meth:`feature`)."""
+        if not self.typed:
+            try:
+                return list(map(itemgetter(*names), self.features))
+            except KeyError:
+                return None
+        attrs = _row_class(self).attrs if self.features else {}
+        if not set(names) <= set(attrs):
+            return None
+        return list(map(attrgetter(*(attrs[n] for n in names)), self.features))
+
+    def feature_dicts(self) -> list[dict[str, Any]]:
+        """Each event's features object (a typed struct's missing features left out)."""
+        return self.features if not self.typed else list(map(typed_features_dict, self.features))
 
     def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> PredictionBatch:
         """The rows of a boolean mask, or at integer positions (in their order)."""
@@ -111,6 +150,7 @@ class PredictionBatch:
             pick(self.features),
             pick(self.predictions),
             pick(self.scores),
+            self.typed,
         )
 
     def events(self) -> list[Prediction]:
@@ -121,12 +161,23 @@ class PredictionBatch:
                 self.ids,
                 self.versions,
                 self.timestamps.tolist(),
-                self.features,
+                self.feature_dicts(),
                 self.predictions,
                 self.scores,
                 strict=True,
             )
         ]
+
+
+def typed_features_dict(row: Any) -> dict[str, Any]:
+    """A typed features struct as the features object it stands for (a missing feature, null
+    or absent, is left out: both read as missing)."""
+    return {name: v for name, attr in row.attrs.items() if (v := getattr(row, attr)) is not None}
+
+
+def _row_class(batch: PredictionBatch) -> Any:
+    """The typed features' class of a batch (None for an empty one)."""
+    return type(batch.features[0]) if batch.features else None
 
 
 class Label(NamedTuple):

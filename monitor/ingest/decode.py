@@ -29,9 +29,22 @@ import numpy.typing as npt
 import orjson
 from msgspec import UNSET
 
-from monitor.events import DecodeError, Label, Prediction, PredictionBatch
-from monitor.ingest.fast_decode import LabelEnvelope, PredictionEnvelope, fast_paths, unset_as
+from monitor.events import (
+    DecodeError,
+    Label,
+    Prediction,
+    PredictionBatch,
+    typed_features_dict,
+)
+from monitor.ingest.fast_decode import (
+    LabelEnvelope,
+    PredictionEnvelope,
+    TypedPredictions,
+    fast_paths,
+    unset_as,
+)
 from monitor.settings import FieldMapping
+from monitor.vocabulary import FeatureKind
 
 #: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
 #: seconds would otherwise jump the watermark decades ahead and empty every window.
@@ -128,12 +141,25 @@ class Decoder:
     fast:
         Try the typed fast path (:mod:`monitor.ingest.fast_decode`) first; the exact path
         decides whatever it does not accept, so the result is the same either way.
+    models:
+        Each configured model's features and kinds: a batch of predictions tries their typed
+        features (:class:`~monitor.ingest.fast_decode.TypedPredictions`) first of all.
     """
 
-    def __init__(self, fields: FieldMapping, *, max_future_skew: float, fast: bool = True) -> None:
+    def __init__(
+        self,
+        fields: FieldMapping,
+        *,
+        max_future_skew: float,
+        fast: bool = True,
+        models: Mapping[str, Mapping[str, FeatureKind]] | None = None,
+    ) -> None:
         self._f = fields
         self._skew = max_future_skew
         self._fast = fast_paths(fields) if fast else None
+        self._typed = (
+            TypedPredictions(models, self._fast[0].keys) if self._fast and models else None
+        )
 
     def _fast_time(self, value: float | str | None, kafka_ts: float, now: float) -> float | None:
         """The event time as :meth:`_timestamp` reads it, or ``None`` if it refuses it."""
@@ -152,8 +178,11 @@ class Decoder:
         """
         if self._fast is None:
             return [], [], PredictionBatch.of("", [])
-        fast = self._fast[0]
-        envs = [fast(raw) if raw else None for raw in raws]
+        fast, typed = self._fast[0], self._typed
+        if typed is None:
+            envs = [fast(raw) if raw else None for raw in raws]
+        else:  # a struct is true: ``or`` falls back only where the typed path refused
+            envs = [(typed(raw) or fast(raw)) if raw else None for raw in raws]
         at = list(range(len(envs)))
         if None in envs:
             at = [i for i, env in enumerate(envs) if env is not None]
@@ -179,9 +208,15 @@ class Decoder:
         if set(map(type, versions)) - {str, type(None)}:
             versions = [None if v is None else str(v) for v in versions]
         features: list[Any] = [env.features for env in good]
+        all_typed = typed is not None and set(map(type, good)) <= typed.classes
         if None in features:
-            features = [{} if f is None else f for f in features]
-        batch = PredictionBatch("", ids, versions, ts, features, predictions, scores)
+            features = [
+                (cast(Any, env).no_features if all_typed else {}) if f is None else f
+                for env, f in zip(good, features, strict=True)
+            ]
+        if not all_typed and typed is not None and set(map(type, good)) & typed.classes:
+            features = [f if isinstance(f, dict) else typed_features_dict(f) for f in features]
+        batch = PredictionBatch("", ids, versions, ts, features, predictions, scores, all_typed)
         models = [env.model for env in good]
         if not ok.all():
             keep = ok.tolist()
@@ -198,7 +233,8 @@ class Decoder:
             ts = np.array(values, dtype=np.float64)
             ts[~((ts >= MIN_TIMESTAMP) & (ts < MAX_TIMESTAMP))] = np.nan
         else:
-            parsed = map(parse_timestamp, map(_or, values, kafka_ts))
+            pairs = zip(values, kafka_ts, strict=True)
+            parsed = [parse_timestamp(k if v is None else v) for v, k in pairs]
             ts = np.array([math.nan if t is None else t for t in parsed], dtype=np.float64)
         ts[ts > now + self._skew] = np.nan
         return ts
@@ -346,10 +382,6 @@ class Decoder:
         if not isinstance(label, str | int | float):  # bool is an int: True/False labels pass
             return DecodeError("wrong_type", f"{self._f.label!r} must be a scalar")
         return Label(id=ids[0], model=ids[1], label=label, timestamp=ts)
-
-
-def _or(value: Any, default: Any) -> Any:
-    return default if value is None else value
 
 
 def _check_score(score: Any) -> float | dict[str, float] | DecodeError | None:

@@ -15,17 +15,23 @@ Narrower than the exact path on purpose, so that it can never be more lenient:
 - no dotted (nested) field paths, and distinct keys: otherwise there is no fast path at all.
 
 The timestamp is parsed and bounded by the decoder, as on the exact path.
+
+Narrower still, :class:`TypedPredictions` decodes a configured model's predictions with its
+features as a struct (numbers for numeric features, scalars for categorical ones, no other
+key), the model name the union's tag: about 2.5 times faster than a features object, and its
+numeric features need no type check. Anything else falls back to the envelope above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Generic, TypeVar, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from monitor.settings import FieldMapping
+from monitor.vocabulary import FeatureKind
 
 #: Integers orjson reads as ``int`` (it reads larger ones as floats) and msgspec can bound.
 Int = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
@@ -33,6 +39,8 @@ Id = Annotated[str, Meta(min_length=1)] | Int
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 #: A JSON scalar; bool is a type of its own in msgspec.
 Scalar = str | Int | float | bool
+#: A numeric feature's value on the typed path: a number as orjson reads it, never a bool.
+Number = Int | float
 
 
 #: ``gc=False``: an envelope is a temporary holding decoded JSON only, which has no cycles.
@@ -81,6 +89,7 @@ class FastPath(Generic[S]):
             base.__name__, fields, bases=(base,), rename=keys, forbid_unknown_fields=True, gc=False
         )
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(envelope).decode
+        self.keys = keys
 
     def __call__(self, raw: bytes) -> S | None:
         try:
@@ -102,6 +111,71 @@ def fast_paths(
         if len(set(keys.values())) < len(keys) or any("." in k for k in keys.values()):
             return None
     return FastPath(PredictionEnvelope, pred), FastPath(LabelEnvelope, label)
+
+
+class TypedPredictions:
+    """Decodes a prediction of a configured model with typed features; ``None`` otherwise.
+
+    The result has the envelope's fields but ``model`` (a class attribute: the union's tag)
+    and ``features``: a struct of the model's features (absent: ``None``) whose class maps
+    each feature name to its attribute (``attrs``); the envelope's class attribute
+    ``no_features`` is the struct with every feature missing.
+
+    Parameters
+    ----------
+    models:
+        Each configured model's features and kinds.
+    keys:
+        The producer's JSON key of each envelope field (as :func:`fast_paths` checks them).
+    """
+
+    def __init__(self, models: Mapping[str, Mapping[str, FeatureKind]], keys: dict[str, str]):
+        envelopes = [self._envelope(model, kinds, keys) for model, kinds in models.items()]
+        self.classes = frozenset(envelopes)
+        # Always a union: msgspec lets a lone tagged struct go without its tag, and a record
+        # without a model must fall back (model names never hold a space: no event matches).
+        envelopes.append(self._envelope(" no model", {}, keys))
+        union: Any = Union[tuple(envelopes)]  # noqa: UP007
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
+
+    @staticmethod
+    def _envelope(model: str, kinds: Mapping[str, FeatureKind], keys: dict[str, str]) -> type:
+        attrs = {name: f"f{j}" for j, name in enumerate(kinds)}
+        features = msgspec.defstruct(
+            "Features",
+            [
+                (attrs[n], (Number if k == "numeric" else Scalar) | None, None)
+                for n, k in kinds.items()
+            ],
+            rename={attr: name for name, attr in attrs.items()},
+            forbid_unknown_fields=True,
+            frozen=True,
+            gc=False,
+            namespace={"attrs": attrs},
+        )
+        fields = [
+            (f.name, features | None, None)
+            if f.name == "features"
+            else ((f.name, f.type) if f.required else (f.name, f.type, f.default))
+            for f in msgspec.structs.fields(PredictionEnvelope)
+            if f.name != "model"
+        ]
+        return msgspec.defstruct(
+            "TypedPrediction",
+            fields,
+            rename={name: keys[name] for name, *_ in fields},
+            tag=model,
+            tag_field=keys["model"],
+            forbid_unknown_fields=True,
+            gc=False,
+            namespace={"model": model, "no_features": features()},
+        )
+
+    def __call__(self, raw: bytes) -> Any:
+        try:
+            return self._decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
 
 
 def unset_as(value: Any, default: Any) -> Any:

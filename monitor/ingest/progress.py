@@ -8,9 +8,15 @@ since start (the evidence ranges a webhook carries).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from monitor.events import Offsets, RawRecord
+
+
+def _one(values: Iterable[object]) -> bool:
+    """Whether there is exactly one distinct value."""
+    return len(set(values)) == 1
 
 
 class Progress:
@@ -22,6 +28,13 @@ class Progress:
 
     def mark(self, records: Sequence[RawRecord]) -> None:
         """Count ``records`` as processed (call under the ingest lock)."""
+        if _one(map(attrgetter("partition"), records)) and _one(map(attrgetter("topic"), records)):
+            # The usual batch: one partition, its offsets and their bound read in C.
+            key = records[0].topic, records[0].partition
+            offsets = list(map(attrgetter("offset"), records))
+            self._next[key] = max(max(offsets) + 1, self._next.get(key, -1))
+            self._first.setdefault(key, offsets[0])
+            return
         for r in records:
             key = (r.topic, r.partition)
             if r.offset + 1 > self._next.get(key, -1):

@@ -114,7 +114,11 @@ class Pipeline:
             settings.kafka.predictions_topic: "predictions",
             settings.kafka.labels_topic: "labels",
         }
-        self._decoder = Decoder(settings.fields, max_future_skew=settings.time.max_future_skew)
+        self._decoder = Decoder(
+            settings.fields,
+            max_future_skew=settings.time.max_future_skew,
+            models={m.name: m.features for m in settings.models},
+        )
         self._wall = wall
         self.states = states
         self.metrics = metrics

@@ -147,10 +147,8 @@ class LabelJoin:
         if legacy is not None:
             fresh &= self._find(legacy) < 0
         if self.buffer:
-            buffered = self.buffer
-            fresh &= np.fromiter(
-                (int(k) not in buffered for k in keys.tolist()), dtype=bool, count=keys.size
-            )
+            buffered = map(self.buffer.__contains__, keys.tolist())
+            fresh &= ~np.fromiter(buffered, dtype=bool, count=keys.size)
         return fresh
 
     def add_predictions(

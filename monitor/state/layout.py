@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
-from operator import itemgetter
-from typing import Any, Final
+from itertools import chain
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -137,25 +136,16 @@ def prediction_column(cfg: ModelSettings, slot: Slot, batch: PredictionBatch) ->
     return cell_column(slot, values)
 
 
-def feature_column(features: Sequence[dict[str, Any]], name: str) -> list[Any]:
-    """One feature's values (None where absent) from the events' feature objects, in C.
-
-    >>> feature_column([{"a": 1}, {}, {"a": "x", "b": 2}], "a")
-    [1, None, 'x']
-    """
-    return list(map(dict.get, features, repeat(name)))
-
-
 def columns(cfg: ModelSettings, slots: Sequence[Slot], batch: PredictionBatch) -> IntArray:
     """Cells of every slot, laid side by side per prediction (event-major), flattened.
 
     The numeric features are read together, a row of them per event (one pass over the
-    events' feature objects, one type check and one float array for all); a batch where one
-    of them is absent or of another type goes feature by feature instead.
+    events' features, one type check and one float array for all); a batch where one of them
+    is absent or of another type goes feature by feature instead.
     """
     grid = np.empty((len(batch), len(slots)), dtype=np.int64)
     numeric = [j for j, s in enumerate(slots) if s.name != PREDICTION and s.kind == "numeric"]
-    matrix = numeric_matrix(batch.features, [slots[j].name for j in numeric])
+    matrix = numeric_matrix(batch, [slots[j].name for j in numeric])
     for j, s in enumerate(slots):
         if s.name == PREDICTION:
             grid[:, j] = prediction_column(cfg, s, batch)
@@ -163,29 +153,28 @@ def columns(cfg: ModelSettings, slots: Sequence[Slot], batch: PredictionBatch) -
             assert isinstance(s.profile, NumericProfile)
             grid[:, j] = numeric_cells(s.profile, matrix[:, numeric.index(j)]) + s.offset
         else:
-            grid[:, j] = cell_column(s, feature_column(batch.features, s.name))
+            grid[:, j] = cell_column(s, batch.feature(s.name))
     return grid.ravel()
 
 
-def numeric_matrix(
-    features: Sequence[dict[str, Any]], names: Sequence[str]
-) -> npt.NDArray[np.float64] | None:
+def numeric_matrix(batch: PredictionBatch, names: Sequence[str]) -> npt.NDArray[np.float64] | None:
     """The ``names`` of every event as an (events, names) float matrix (None: missing), or
     ``None`` when one is absent from an event or not a number (the caller goes by column).
+    Typed features (:class:`~monitor.events.PredictionBatch`) are numbers already.
 
-    >>> numeric_matrix([{"a": 1.0, "b": None}, {"a": 2, "b": 3.5}], ["a", "b"]).tolist()
+    >>> def batch(*features):
+    ...     return PredictionBatch("m", [], [], np.zeros(0), list(features), [], [])
+    >>> numeric_matrix(batch({"a": 1.0, "b": None}, {"a": 2, "b": 3.5}), ["a", "b"]).tolist()
     [[1.0, nan], [2.0, 3.5]]
-    >>> numeric_matrix([{"a": 1.0}, {"a": "1"}], ["a"]) is None
+    >>> numeric_matrix(batch({"a": 1.0}, {"a": "1"}), ["a"]) is None
     True
     """
-    if not names or not features:
+    if not names or not batch.features:
         return None
-    get = itemgetter(*names)
-    try:
-        rows = list(map(get, features))
-    except KeyError:
+    rows = batch.feature_rows(names)
+    if rows is None:
         return None
     flat = rows if len(names) == 1 else list(chain.from_iterable(rows))
-    if not set(map(type, flat)) <= NUMERIC_TYPES:
+    if not batch.typed and not set(map(type, flat)) <= NUMERIC_TYPES:
         return None
-    return np.array(flat, dtype=np.float64).reshape(len(features), len(names))
+    return np.array(flat, dtype=np.float64).reshape(len(batch.features), len(names))

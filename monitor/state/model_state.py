@@ -148,7 +148,8 @@ class ModelState:
         )
         result = AddResult()
         known = self._known
-        if not all(map(known.issuperset, batch.features)):  # rare path
+        # Typed features are the configured ones; an object may carry others (rare).
+        if not batch.typed and not all(map(known.issuperset, batch.features)):
             for f in batch.features:
                 result.unknown_features += len(f.keys() - known)
         new_versions = self.versions.observe(batch.versions, batch.timestamps)
@@ -176,7 +177,7 @@ class ModelState:
         ts = batch.timestamps
         encoded = self.perf.encode(batch)
         cells = columns(self.cfg, self.slots, batch)
-        unseen = unseen_columns(self.slots, cells, batch.features)
+        unseen = unseen_columns(self.slots, cells, batch)
         # From here on numbers only: the state changes.
         self.clocks.advance(partition, newest, arrived_at)
         counts, result.delays = self.perf.add_predictions(encoded, keys, ts, self.newest_seen)

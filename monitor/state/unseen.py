@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from monitor.events import PredictionBatch
 from monitor.reference.bins import CategoricalProfile
 from monitor.state import restore_checks as checks
 from monitor.state.layout import PREDICTION, Slot
@@ -172,13 +173,13 @@ def _pair(value: object, what: str) -> tuple[Any, Any]:
 
 
 def unseen_columns(
-    slots: Sequence[Slot], cells: IntArray, features: Sequence[dict[str, Any]]
+    slots: Sequence[Slot], cells: IntArray, batch: PredictionBatch
 ) -> list[tuple[str, IntArray, list[str]]]:
     """For each categorical feature with unseen values in the batch: its name, the rows and
     the values (``cells`` as :func:`monitor.state.layout.columns` lays them out)."""
-    if not slots or not features:
+    if not slots or not len(batch):
         return []
-    grid = cells.reshape(len(features), len(slots))
+    grid = cells.reshape(len(batch), len(slots))
     out = []
     for j, slot in enumerate(slots):
         if slot.name == PREDICTION or not isinstance(slot.profile, CategoricalProfile):
@@ -186,7 +187,8 @@ def unseen_columns(
         rows = np.flatnonzero(grid[:, j] == slot.offset + slot.profile.n_bins - 2)
         if rows.size:
             # Only a present value of a fitting type reaches the unseen cell: never None.
-            keys = (canonical_key(features[i].get(slot.name)) for i in rows.tolist())
+            values = batch.feature(slot.name)
+            keys = (canonical_key(values[i]) for i in rows.tolist())
             out.append((slot.name, rows, ["" if k is None else k for k in keys]))
     return out
 

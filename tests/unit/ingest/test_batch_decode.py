@@ -1,5 +1,8 @@
 """A batch decoded as columns is the same as its records decoded one by one.
 
+Both the typed features of a configured model (fraud) and the features object of any other
+model (churn: not configured) are exercised.
+
 The reference is the exact path (orjson, then checks in Python), record by record, grouped by
 model and partition in record order; the dead letters are those it refuses, with its reasons.
 Batches mix valid and hostile records, models, partitions and the labels topic.
@@ -12,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -47,6 +51,12 @@ VALID = st.fixed_dictionaries(
         "features": st.one_of(
             st.none(),
             st.fixed_dictionaries({"x": st.floats(-1, 1), "c": st.sampled_from(["DE", "FR"])}),
+            st.dictionaries(
+                st.sampled_from(["x", "c", "zz"]),
+                st.one_of(
+                    st.none(), st.integers(-2, 2), st.floats(-1, 1), st.sampled_from(["DE", True])
+                ),
+            ),
         ),
     },
     optional={
@@ -83,6 +93,17 @@ def reference(records: list[RawRecord]) -> tuple[dict[Any, list[Prediction]], li
     return groups, dead
 
 
+def shown(events: list[Prediction]) -> str:
+    """``repr`` (it tells ``1`` from ``1.0`` and ``True``) of events whose features are read
+    as the state reads them: by name, a null one the same as an absent one."""
+    return repr(
+        [
+            e._replace(features={k: v for k, v in sorted(e.features.items()) if v is not None})
+            for e in events
+        ]
+    )
+
+
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
@@ -90,15 +111,20 @@ def reference(records: list[RawRecord]) -> tuple[dict[Any, list[Prediction]], li
     )
 )
 def test_a_batch_decodes_as_its_records_one_by_one(rows: list[tuple[Any, int, str]]) -> None:
-    records = [
-        RawRecord(topic, part, offset, NOW - 30, None, value)
-        for offset, (value, part, topic) in enumerate(rows)
-    ]
+    same_as_one_by_one(
+        [
+            RawRecord(topic, part, offset, NOW - 30, None, value)
+            for offset, (value, part, topic) in enumerate(rows)
+        ]
+    )
+
+
+def same_as_one_by_one(records: list[RawRecord]) -> None:
     pipe = Pipeline(SETTINGS, {}, OpsMetrics(CollectorRegistry()), wall=lambda: NOW)
     got = pipe.decode(records)
     want, want_dead = reference(records)
-    assert {k: repr(b.events()) for k, b in got.predictions.items()} == {
-        k: repr(v) for k, v in want.items()
+    assert {k: shown(b.events()) for k, b in got.predictions.items()} == {
+        k: shown(v) for k, v in want.items()
     }
     for (model, part), batch in got.predictions.items():
         assert batch.model == model
@@ -110,9 +136,27 @@ def test_a_batch_decodes_as_its_records_one_by_one(rows: list[tuple[Any, int, st
     ] == want_dead
 
 
-def test_a_batch_of_the_usual_events_is_one_group_of_columns() -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"a","model":"fraud","model":"churn","prediction":1}',
+        b'{"id":"a","model":"churn","model":"fraud","prediction":1}',
+        b'{"id":"a","model":"fraud","prediction":1,"features":{"x":1,"x":"s"}}',
+        b'{"id":"a","model":"fraud","prediction":1,"features":{"x":"s","x":1}}',
+        b'{"id":"a","model":"fraud","prediction":1,"features":{"x":1e400}}',
+        b'{"id":"a","model":"fraud","prediction":1,"features":{"x":18446744073709551615}}',
+        b'{"prediction":1,"id":"a","features":{"c":[1]},"model":"fraud"}',
+        b'{"id":"a","prediction":1,"features":{"c":3}}',
+    ],
+)
+def test_edges_decode_as_one_by_one(raw: bytes) -> None:
+    same_as_one_by_one([RawRecord("p", 0, 0, NOW - 30, None, raw)])
+
+
+def test_a_batch_of_the_usual_events_is_one_group_of_typed_columns() -> None:
     events = [
         {"id": f"e{i}", "model": "fraud", "timestamp": NOW - i, "prediction": i % 2}
+        | ({"features": {"x": i, "c": "DE"}} if i else {})
         for i in range(5)
     ]
     records = [RawRecord("p", 3, i, NOW, None, orjson.dumps(e)) for i, e in enumerate(events)]
@@ -120,11 +164,33 @@ def test_a_batch_of_the_usual_events_is_one_group_of_columns() -> None:
     got = pipe.decode(records)
     assert list(got.predictions) == [("fraud", 3)] and not got.dead
     batch = got.predictions["fraud", 3]
+    assert batch.typed
     assert batch.ids == [f"e{i}" for i in range(5)]
     assert batch.timestamps.tolist() == [NOW - i for i in range(5)]
     assert batch.predictions == [0, 1, 0, 1, 0] and batch.scores == [None] * 5
-    assert batch.features == [{}] * 5 and batch.versions == [None] * 5
+    assert batch.feature("x") == [None, 1, 2, 3, 4] and batch.feature("nope") == [None] * 5
+    assert batch.feature_rows(["c", "x"]) == [(None, None)] + [("DE", i) for i in range(1, 5)]
+    assert batch.feature_dicts()[:2] == [{}, {"x": 1, "c": "DE"}]
+    assert batch.versions == [None] * 5
     assert got.sources["predictions", "fraud", 3] == records
+
+
+def test_an_unknown_feature_or_model_keeps_the_features_objects() -> None:
+    """A feature the model does not declare (counted downstream), a value of the wrong type
+    (a type mismatch) or a model not configured: the batch's features stay objects."""
+    events = [
+        {"id": "a", "model": "fraud", "prediction": 1, "features": {"x": 1.5}},
+        {"id": "b", "model": "fraud", "prediction": 1, "features": {"x": 2, "zz": 1}},
+        {"id": "c", "model": "fraud", "prediction": 1, "features": {"x": "2"}},
+        {"id": "d", "model": "churn", "prediction": 1, "features": {"x": 1}},
+    ]
+    records = [RawRecord("p", 0, i, NOW - 5, None, orjson.dumps(e)) for i, e in enumerate(events)]
+    pipe = Pipeline(SETTINGS, {}, OpsMetrics(CollectorRegistry()), wall=lambda: NOW)
+    got = pipe.decode(records)
+    fraud, churn = got.predictions["fraud", 0], got.predictions["churn", 0]
+    assert not fraud.typed and not churn.typed
+    assert fraud.features == [{"x": 1.5}, {"x": 2, "zz": 1}, {"x": "2"}]
+    assert churn.features == [{"x": 1}]
 
 
 def test_take_and_concat_keep_rows_whole() -> None:

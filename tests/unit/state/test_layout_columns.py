@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from monitor.events import Prediction, PredictionBatch
 from monitor.reference.bins import CategoricalProfile, NumericProfile
 from monitor.settings import ModelSettings
-from monitor.state.layout import Slot, cell_column, columns, feature_column, numeric_matrix
+from monitor.state.layout import Slot, cell_column, columns, numeric_matrix
 
 NUMERIC = Slot(
     "x", NumericProfile(np.array([1.0, 2.0]), np.zeros(4, np.int64), np.zeros(3, np.int64), 0.0), 3
@@ -36,8 +36,10 @@ def test_a_batch_lands_where_each_value_lands(values: list[object], numeric: boo
     assert cell_column(slot, values).tolist() == one_by_one
 
 
-def test_feature_column_reads_absent_as_none() -> None:
-    assert feature_column([{"a": 1}, {}, {"b": 2, "a": None}], "a") == [1, None, None]
+def test_a_feature_reads_absent_as_none() -> None:
+    rows = [{"a": 1}, {}, {"b": 2, "a": None}]
+    batch = PredictionBatch.of("m", [Prediction("i", "m", None, 0.0, r, 1, None) for r in rows])
+    assert batch.feature("a") == [1, None, None]
 
 
 SLOTS = (
@@ -61,13 +63,16 @@ def test_the_numeric_features_read_together_land_where_each_alone_lands(
     batch = PredictionBatch.of(
         "m", [Prediction(str(i), "m", None, 0.0, r, 1, None) for i, r in enumerate(rows)]
     )
-    alone = [cell_column(s, feature_column(batch.features, s.name)) for s in SLOTS]
+    alone = [cell_column(s, batch.feature(s.name)) for s in SLOTS]
     want = np.stack(alone, axis=1).ravel() if rows else np.zeros(0, np.int64)
     assert columns(cfg, SLOTS, batch).tolist() == want.tolist()
 
 
 def test_the_matrix_path_is_taken_only_when_every_numeric_value_is_a_number() -> None:
-    assert numeric_matrix([{"a": 1, "b": None}], ["a", "b"]) is not None
-    assert numeric_matrix([{"a": 1, "b": True}], ["a", "b"]) is None  # a bool is no number
-    assert numeric_matrix([{"a": 1}], ["a", "b"]) is None  # absent: by column, as None
-    assert numeric_matrix([{"a": 1}], []) is None
+    def batch(*rows: dict[str, object]) -> PredictionBatch:
+        return PredictionBatch.of("m", [Prediction("i", "m", None, 0.0, r, 1, None) for r in rows])
+
+    assert numeric_matrix(batch({"a": 1, "b": None}), ["a", "b"]) is not None
+    assert numeric_matrix(batch({"a": 1, "b": True}), ["a", "b"]) is None  # a bool is no number
+    assert numeric_matrix(batch({"a": 1}), ["a", "b"]) is None  # absent: by column, as None
+    assert numeric_matrix(batch({"a": 1}), []) is None
