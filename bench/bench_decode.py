@@ -5,9 +5,11 @@
 From memory, no broker: ``--events`` records of the ``bench_core`` event shape (10 features,
 ~300 bytes) through each stage of the daemon's own path, events/s, median of ``--repeat`` runs:
 
-1. parse only: ``orjson.loads`` against the typed envelope (:mod:`monitor.ingest.fast_decode`);
-2. ``Pipeline.decode``: bytes → events grouped by model and partition (what the consume loop runs);
-3. extraction: decoded batch → every feature's cells (:func:`monitor.state.layout.columns`);
+1. parse only: ``orjson.loads`` against the typed envelope and the typed features of a
+   configured model (:mod:`monitor.ingest.fast_decode`);
+2. ``Pipeline.decode``: bytes → columns grouped by model and partition (what the consume loop
+   runs);
+3. extraction: decoded columns → every feature's cells (:func:`monitor.state.layout.columns`);
 4. id keys: xxh3-64 (the join's key) against blake2b-64 (the key before issue 12);
 5. decode + apply (``Pipeline.process`` into a fresh state: dedupe, join, windows).
 """
@@ -74,15 +76,14 @@ def main() -> None:
 
     print(f"{n} events, median {statistics.median(map(len, values)):.0f} bytes, {repeat} runs")
     show("parse: orjson.loads", rate(n, lambda: [orjson.loads(v) for v in values], repeat))
-    try:
-        from monitor.ingest.fast_decode import fast_paths
+    from monitor.ingest.fast_decode import TypedPredictions, fast_paths
 
-        paths = fast_paths(settings.fields)
-        assert paths is not None
-        typed = paths[0]
-        show("parse: typed envelope (msgspec)", rate(n, lambda: [typed(v) for v in values], repeat))
-    except ImportError:
-        print("parse: no typed envelope in this tree")
+    paths = fast_paths(settings.fields)
+    assert paths is not None
+    typed = paths[0]
+    show("parse: typed envelope (msgspec)", rate(n, lambda: [typed(v) for v in values], repeat))
+    features = TypedPredictions({m.name: m.features for m in settings.models}, typed.keys)
+    show("parse: typed features (msgspec)", rate(n, lambda: [features(v) for v in values], repeat))
     pipe = pipeline()
     decoded = pipe.decode(records)
     assert not decoded.dead
@@ -93,7 +94,7 @@ def main() -> None:
         "extraction: layout.columns",
         rate(n, lambda: columns(state.cfg, state.slots, preds), repeat),
     )
-    ids = [p.id for p in preds]
+    ids = preds.ids
     show("id keys: xxh3-64 (id_keys)", rate(n, lambda: id_keys(ids), repeat))
     show(
         "id keys: blake2b-64 (blake2b_keys, before issue 12)",

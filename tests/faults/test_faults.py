@@ -151,6 +151,7 @@ def restart_mid_stream(rig: Rig, damage: Callable[[Path], None]) -> Verdict:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("rig", CLIENTS, indirect=True)
 def test_restart_without_checkpoint_rebuilds_the_same_windows_by_replay(rig: Rig) -> None:
     verdict = restart_mid_stream(rig, Path.unlink)
     assert "no checkpoint at" in rig.daemon.log()
@@ -181,13 +182,16 @@ def from_a_future_version(path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    ("damage", "reason"),
+    ("rig", "damage", "reason"),
     [
-        (truncate, "truncated"),
-        (flip_a_bit, "checksum mismatch"),
-        (from_a_future_version, "format version 2, this modelmon reads 1"),
+        ("kafka-python", truncate, "truncated"),
+        ("kafka-python", flip_a_bit, "checksum mismatch"),
+        ("kafka-python", from_a_future_version, "format version 2, this modelmon reads 1"),
+        # The replay from the retention horizon (offsets-for-times) on librdkafka too.
+        ("confluent", flip_a_bit, "checksum mismatch"),
     ],
-    ids=["truncated", "bit-flipped", "wrong-version"],
+    ids=["truncated", "bit-flipped", "wrong-version", "bit-flipped-confluent"],
+    indirect=["rig"],
 )
 def test_corrupt_checkpoint_is_reported_ignored_and_replayed(
     rig: Rig, damage: Callable[[Path], None], reason: str
