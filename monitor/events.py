@@ -6,7 +6,7 @@ cheaper to create, which matters at tens of thousands of records per second.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
@@ -37,6 +37,13 @@ class Prediction(NamedTuple):
     features: dict[str, Any]
     prediction: Any
     score: float | dict[str, float] | None
+
+
+class Label(NamedTuple):
+    id: str
+    model: str
+    label: Any
+    timestamp: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +138,7 @@ class PredictionBatch:
 
     def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> PredictionBatch:
         """The rows of a boolean mask, or at integer positions (in their order)."""
-        if rows.dtype == np.bool_:
-            keep = rows.tolist()
-
-            def pick(column: list[Any]) -> list[Any]:
-                return list(compress(column, keep))
-        else:
-            at = rows.tolist()
-
-            def pick(column: list[Any]) -> list[Any]:
-                return [column[i] for i in at]
-
+        pick = _picker(rows)
         return PredictionBatch(
             self.model,
             pick(self.ids),
@@ -169,6 +166,56 @@ class PredictionBatch:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class LabelBatch:
+    """One model's labels as columns, in arrival order (as :class:`PredictionBatch`).
+
+    >>> b = LabelBatch.of("m", [Label("a", "m", 1, 5.0), Label("b", "m", 0, 6.0)])
+    >>> len(b), b.take(np.array([1])).events()
+    (2, [Label(id='b', model='m', label=0, timestamp=6.0)])
+    """
+
+    model: str
+    ids: list[str]
+    labels: list[Any]
+    timestamps: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, model: str, labels: Sequence[Label]) -> LabelBatch:
+        ids, _, values, ts = map(list, zip(*labels, strict=True)) if labels else ([],) * 4
+        return cls(model, ids, values, np.array(ts, dtype=np.float64))
+
+    @classmethod
+    def concat(cls, batches: Sequence[LabelBatch]) -> LabelBatch:
+        """One model's batches end to end (the first one's model)."""
+        return cls(
+            batches[0].model,
+            [i for b in batches for i in b.ids],
+            [v for b in batches for v in b.labels],
+            np.concatenate([b.timestamps for b in batches]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> LabelBatch:
+        """The rows of a boolean mask, or at integer positions (in their order)."""
+        pick = _picker(rows)
+        return LabelBatch(self.model, pick(self.ids), pick(self.labels), self.timestamps[rows])
+
+    def events(self) -> list[Label]:
+        return list(map(Label, self.ids, repeat(self.model), self.labels, self.timestamps.tolist()))
+
+
+def _picker(rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> Callable[[list[Any]], list[Any]]:
+    """Takes a column's rows of a boolean mask, or at integer positions (in their order)."""
+    if rows.dtype == np.bool_:
+        keep = rows.tolist()
+        return lambda column: list(compress(column, keep))
+    at = rows.tolist()
+    return lambda column: [column[i] for i in at]
+
+
 def typed_features_dict(row: Any) -> dict[str, Any]:
     """A typed features struct as the features object it stands for (a missing feature, null
     or absent, is left out: both read as missing)."""
@@ -178,13 +225,6 @@ def typed_features_dict(row: Any) -> dict[str, Any]:
 def _row_class(batch: PredictionBatch) -> Any:
     """The typed features' class of a batch (None for an empty one)."""
     return type(batch.features[0]) if batch.features else None
-
-
-class Label(NamedTuple):
-    id: str
-    model: str
-    label: Any
-    timestamp: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,23 +20,16 @@ for performance and for the other features.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 from msgspec import UNSET
 
-from monitor.events import (
-    DecodeError,
-    Label,
-    Prediction,
-    PredictionBatch,
-    typed_features_dict,
-)
+from monitor.events import DecodeError, Label, Prediction
 from monitor.ingest.fast_decode import (
+    FastPath,
     LabelEnvelope,
     PredictionEnvelope,
     TypedPredictions,
@@ -161,83 +154,26 @@ class Decoder:
             TypedPredictions(models, self._fast[0].keys) if self._fast and models else None
         )
 
+    @property
+    def fast_paths(
+        self,
+    ) -> tuple[FastPath[PredictionEnvelope], FastPath[LabelEnvelope]] | None:
+        """Both streams' typed envelopes (None: turned off, or ruled out by the mapping)."""
+        return self._fast
+
+    @property
+    def typed(self) -> TypedPredictions | None:
+        """The configured models' typed predictions (None without models or fast paths)."""
+        return self._typed
+
+    @property
+    def max_future_skew(self) -> float:
+        return self._skew
+
     def _fast_time(self, value: float | str | None, kafka_ts: float, now: float) -> float | None:
         """The event time as :meth:`_timestamp` reads it, or ``None`` if it refuses it."""
         ts = parse_timestamp(kafka_ts if value is None else value)
         return None if ts is None or ts > now + self._skew else ts
-
-    def prediction_columns(
-        self, raws: Sequence[bytes | None], kafka_ts: Sequence[float], *, now: float
-    ) -> tuple[list[int], list[str], PredictionBatch]:
-        """The typed path over a whole batch, as columns: no object per event.
-
-        Returns the positions it accepts (ascending), their models and their columns (model
-        ``""``; the caller groups the rows). Every other position is for :meth:`prediction`,
-        whose exact path names the refusal: the rows accepted, and their values, are those
-        :meth:`prediction`'s own fast path accepts one by one.
-        """
-        if self._fast is None:
-            return [], [], PredictionBatch.of("", [])
-        fast, typed = self._fast[0], self._typed
-        if typed is None:
-            envs = [fast(raw) if raw else None for raw in raws]
-        else:  # a struct is true: ``or`` falls back only where the typed path refused
-            envs = [(typed(raw) or fast(raw)) if raw else None for raw in raws]
-        at = list(range(len(envs)))
-        if None in envs:
-            at = [i for i, env in enumerate(envs) if env is not None]
-            envs = [envs[i] for i in at]
-            kafka_ts = [kafka_ts[i] for i in at]
-        good = cast(list[PredictionEnvelope], envs)
-        ts = self._fast_times([env.timestamp for env in good], kafka_ts, now)
-        ok = ~np.isnan(ts)
-        predictions = [env.prediction for env in good]
-        scores: list[Any] = [env.score for env in good]
-        if UNSET in predictions:
-            either = zip(predictions, scores, strict=True)
-            ok &= np.fromiter(
-                (p is not UNSET or s is not UNSET for p, s in either), dtype=bool, count=len(good)
-            )
-            predictions = [unset_as(p, None) for p in predictions]
-        if UNSET in scores:
-            scores = [unset_as(s, None) for s in scores]
-        ids: list[Any] = [env.id for env in good]
-        if set(map(type, ids)) - {str}:
-            ids = list(map(str, ids))
-        versions: list[Any] = [env.version for env in good]
-        if set(map(type, versions)) - {str, type(None)}:
-            versions = [None if v is None else str(v) for v in versions]
-        features: list[Any] = [env.features for env in good]
-        all_typed = typed is not None and set(map(type, good)) <= typed.classes
-        if None in features:
-            features = [
-                (cast(Any, env).no_features if all_typed else {}) if f is None else f
-                for env, f in zip(good, features, strict=True)
-            ]
-        if not all_typed and typed is not None and set(map(type, good)) & typed.classes:
-            features = [f if isinstance(f, dict) else typed_features_dict(f) for f in features]
-        batch = PredictionBatch("", ids, versions, ts, features, predictions, scores, all_typed)
-        models = [env.model for env in good]
-        if not ok.all():
-            keep = ok.tolist()
-            batch = batch.take(ok)
-            at = [i for i, k in zip(at, keep, strict=True) if k]
-            models = [m for m, k in zip(models, keep, strict=True) if k]
-        return at, models, batch
-
-    def _fast_times(
-        self, values: list[float | str | None], kafka_ts: Sequence[float], now: float
-    ) -> npt.NDArray[np.float64]:
-        """:meth:`_fast_time` of each value, NaN where it refuses one."""
-        if set(map(type, values)) <= {float, int}:
-            ts = np.array(values, dtype=np.float64)
-            ts[~((ts >= MIN_TIMESTAMP) & (ts < MAX_TIMESTAMP))] = np.nan
-        else:
-            pairs = zip(values, kafka_ts, strict=True)
-            parsed = [parse_timestamp(k if v is None else v) for v, k in pairs]
-            ts = np.array([math.nan if t is None else t for t in parsed], dtype=np.float64)
-        ts[ts > now + self._skew] = np.nan
-        return ts
 
     def _fast_prediction(
         self, env: PredictionEnvelope, kafka_ts: float, now: float

@@ -18,8 +18,9 @@ The timestamp is parsed and bounded by the decoder, as on the exact path.
 
 Narrower still, :class:`TypedPredictions` decodes a configured model's predictions with its
 features as a struct (numbers for numeric features, scalars for categorical ones, no other
-key), the model name the union's tag: about 2.5 times faster than a features object, and its
-numeric features need no type check. Anything else falls back to the envelope above.
+key), the model name the union's tag: faster than a features object (no dict, no key strings:
+1.3x in `bench/bench_decode.py`, 2.6x on one batch in cache), and its numeric features need no
+type check. Anything else falls back to the envelope above.
 """
 
 from __future__ import annotations

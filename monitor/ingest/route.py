@@ -20,8 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from itertools import compress
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,11 +28,13 @@ from monitor.events import (
     DeadLetter,
     DecodeError,
     Label,
+    LabelBatch,
     Prediction,
     PredictionBatch,
     RawRecord,
     Stream,
 )
+from monitor.ingest.columns import ColumnDecoder
 from monitor.ingest.decode import Decoder
 from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import Settings
@@ -42,17 +43,16 @@ from monitor.state.model_state import ModelState
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", Prediction, Label)
-B = TypeVar("B", PredictionBatch, list[Label])
+B = TypeVar("B", PredictionBatch, LabelBatch)
 #: Longest ``internal_error`` detail: the exception's type and the start of its message.
 DETAIL_MAX = 200
 
 
-def _in_order(
-    pieces: list[tuple[list[int], PredictionBatch]],
-) -> tuple[list[int], PredictionBatch]:
-    """Pieces of one group's rows (positions, columns) as one batch in position order."""
+def _in_order(kind: Any, pieces: list[tuple[list[int], Any]]) -> tuple[list[int], Any]:
+    """Pieces of one group's rows (positions, a ``kind`` batch) as one batch in position
+    order."""
     positions = [i for at, _ in pieces for i in at]
-    merged = PredictionBatch.concat([batch for _, batch in pieces])
+    merged = kind.concat([batch for _, batch in pieces])
     order = np.argsort(np.array(positions), kind="stable")
     return [positions[i] for i in order.tolist()], merged.take(order)
 
@@ -61,8 +61,8 @@ def _one_prediction(batch: PredictionBatch, i: int) -> PredictionBatch:
     return batch.take(np.array([i], dtype=np.intp))
 
 
-def _one_label(labels: list[Label], i: int) -> list[Label]:
-    return [labels[i]]
+def _one_label(batch: LabelBatch, i: int) -> LabelBatch:
+    return batch.take(np.array([i], dtype=np.intp))
 
 
 def internal_error(exc: BaseException) -> str:
@@ -84,7 +84,7 @@ class Decoded:
     """
 
     predictions: dict[tuple[str, int], PredictionBatch] = field(default_factory=dict)
-    labels: dict[tuple[str, int], list[Label]] = field(default_factory=lambda: defaultdict(list))
+    labels: dict[tuple[str, int], LabelBatch] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     sources: dict[tuple[Stream, str, int], list[RawRecord]] = field(
         default_factory=lambda: defaultdict(list)
@@ -119,6 +119,7 @@ class Pipeline:
             max_future_skew=settings.time.max_future_skew,
             models={m.name: m.features for m in settings.models},
         )
+        self._columns = ColumnDecoder(self._decoder)
         self._wall = wall
         self.states = states
         self.metrics = metrics
@@ -132,17 +133,10 @@ class Pipeline:
         now = self._wall()
         topics = self._topics
         streams = [topics.get(rec.topic) for rec in records]
-        self._decode_predictions(
-            [rec for rec, s in zip(records, streams, strict=True) if s == "predictions"], now, out
-        )
-        decode_label = self._decoder.label
-        for rec in compress(records, [s == "labels" for s in streams]):
-            event = self._guard_decode(decode_label, rec, now)
-            if isinstance(event, DecodeError):
-                self._dead(out.dead, rec, "labels", event)
-            else:
-                out.labels[event.model, rec.partition].append(event)
-                out.sources["labels", event.model, rec.partition].append(rec)
+        for stream in ("predictions", "labels"):
+            mine = [rec for rec, s in zip(records, streams, strict=True) if s == stream]
+            if mine:
+                self._decode_stream(stream, mine, now, out)
         return out
 
     def _guard_decode(
@@ -154,43 +148,51 @@ class Pipeline:
             log.exception("decoding %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
             return DecodeError("internal_error", internal_error(exc))
 
-    def _decode_predictions(self, records: list[RawRecord], now: float, out: Decoded) -> None:
-        """The typed columns of the batch first; the records they leave, one by one (the exact
-        path, which names each refusal). Each (model, partition) keeps the records' order."""
+    def _decode_stream(
+        self, stream: Stream, records: list[RawRecord], now: float, out: Decoded
+    ) -> None:
+        """The typed columns of one stream's records first; the records they leave, one by one
+        (the exact path, which names each refusal). Each (model, partition) keeps the records'
+        order."""
+        kind: Any = PredictionBatch if stream == "predictions" else LabelBatch
+        into: dict[tuple[str, int], Any] = getattr(out, stream)
+        columns = self._columns.predictions if stream == "predictions" else self._columns.labels
+        exact: Callable[..., Any] = (
+            self._decoder.prediction if stream == "predictions" else self._decoder.label
+        )
         try:
-            at, models, columns = self._decoder.prediction_columns(
+            at, models, batch = columns(
                 [rec.value for rec in records], [rec.timestamp for rec in records], now=now
             )
         except Exception:  # a bug of the batch path: every record goes the exact way
-            log.exception("decoding a batch of %d predictions failed", len(records))
-            at, models, columns = [], [], PredictionBatch.of("", [])
+            log.exception("decoding a batch of %d %s failed", len(records), stream)
+            at, models, batch = [], [], kind.of("", [])
         partitions = [rec.partition for rec in records]
         if len(at) == len(records) and len(set(models)) == 1 and len(set(partitions)) == 1:
             # The usual batch: one model, one partition, every record on the typed path.
             group = models[0], partitions[0]
-            out.predictions[group] = replace(columns, model=group[0])
-            out.sources[("predictions", *group)] = records
+            into[group] = replace(batch, model=group[0])
+            out.sources[(stream, *group)] = records
             return
         # (model, partition) → [(position of each row, its batch)]
-        parts: dict[tuple[str, int], list[tuple[list[int], PredictionBatch]]] = defaultdict(list)
+        parts: dict[tuple[str, int], list[tuple[list[int], Any]]] = defaultdict(list)
         rows: dict[tuple[str, int], list[int]] = defaultdict(list)
         for row, group in enumerate(zip(models, (partitions[i] for i in at), strict=True)):
             rows[group].append(row)
         for group, idx in rows.items():
-            taken = replace(columns.take(np.array(idx, dtype=np.intp)), model=group[0])
+            taken = replace(batch.take(np.array(idx, dtype=np.intp)), model=group[0])
             parts[group].append(([at[i] for i in idx], taken))
         for i in sorted(set(range(len(records))) - set(at)):
             rec = records[i]
-            event = self._guard_decode(self._decoder.prediction, rec, now)
+            event: Prediction | Label | DecodeError = self._guard_decode(exact, rec, now)
             if isinstance(event, DecodeError):
-                self._dead(out.dead, rec, "predictions", event)
+                self._dead(out.dead, rec, stream, event)
             else:
-                one = PredictionBatch.of(event.model, [event])
-                parts[event.model, rec.partition].append(([i], one))
+                parts[event.model, rec.partition].append(([i], kind.of(event.model, [event])))
         for (model, partition), pieces in parts.items():
-            positions, batch = pieces[0] if len(pieces) == 1 else _in_order(pieces)
-            out.predictions[model, partition] = batch
-            out.sources["predictions", model, partition] = [records[i] for i in positions]
+            positions, batch = pieces[0] if len(pieces) == 1 else _in_order(kind, pieces)
+            into[model, partition] = batch
+            out.sources[stream, model, partition] = [records[i] for i in positions]
 
     def _dead(
         self, into: list[DeadLetter], rec: RawRecord, stream: Stream, err: DecodeError
@@ -273,7 +275,7 @@ class Pipeline:
         """Every model state this process holds (one per model, or per owned partition)."""
         return self._owned() if self._owned is not None else list(self.states.items())
 
-    def _apply_labels(self, model: str, batch: list[Label], *, partition: int) -> None:
+    def _apply_labels(self, model: str, batch: LabelBatch, *, partition: int) -> None:
         state = self._state(model, partition)
         if state is None:
             self.metrics.unknown_models.labels("labels").inc(len(batch))

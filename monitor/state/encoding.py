@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.events import Label
 from monitor.settings import ModelSettings
 from monitor.vocabulary import canonical_key
 
@@ -96,5 +95,6 @@ class TargetEncoder:
                         y[i] = float(np.argmax(row))
         return y, proba
 
-    def labels(self, labels: Sequence[Label]) -> npt.NDArray[np.float64]:
-        return self._values([lab.label for lab in labels])
+    def labels(self, values: Sequence[Any]) -> npt.NDArray[np.float64]:
+        """Each label value encoded (NaN: unusable)."""
+        return self._values(values)

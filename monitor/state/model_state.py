@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.events import Label, Prediction, PredictionBatch
+from monitor.events import Label, LabelBatch, Prediction, PredictionBatch
 from monitor.reference.profile import ReferenceProfile
 from monitor.settings import BootstrapReference, ModelSettings
 from monitor.state import bootstrap
@@ -236,7 +236,7 @@ class ModelState:
         result.delays = np.concatenate(delays)
         return result
 
-    def add_labels(self, labels: Sequence[Label]) -> LabelResult:
+    def add_labels(self, labels: LabelBatch | Sequence[Label]) -> LabelResult:
         """Join a batch of labels to their predictions and update the windows' performance."""
         return self.perf.add_labels(labels)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from monitor.events import Label, PredictionBatch
+from monitor.events import Label, LabelBatch, PredictionBatch
 from monitor.settings import ModelSettings
 from monitor.state import restore_checks as checks
 from monitor.state.encoding import TargetEncoder
@@ -88,16 +88,17 @@ class PerformanceState:
         self._add_pairs(early_pairs)
         return counts, early_pairs.delay
 
-    def add_labels(self, labels: Sequence[Label]) -> LabelResult:
-        y = self.encoder.labels(labels)
+    def add_labels(self, batch: LabelBatch | Sequence[Label]) -> LabelResult:
+        """Join labels to their pending predictions; each joined pair counts in its
+        prediction's pane of every window that still holds it."""
+        labels = batch if isinstance(batch, LabelBatch) else LabelBatch.of(self.cfg.name, batch)
+        y = self.encoder.labels(labels.labels)
         usable = ~np.isnan(y)
         result = LabelResult(unusable=int((~usable).sum()))
-        usable_labels = [lab for lab, ok in zip(labels, usable.tolist(), strict=True) if ok]
-        keys = IdKeys.of([lab.id for lab in usable_labels], self.join.legacy is not None)
-        ts = np.fromiter(
-            (lab.timestamp for lab in usable_labels), dtype=np.float64, count=len(usable_labels)
-        )
-        pairs, result.counts = self.join.add_labels(keys.keys, y[usable], ts, keys.legacy)
+        if result.unusable:
+            labels, y = labels.take(usable), y[usable]
+        keys = IdKeys.of(labels.ids, self.join.legacy is not None)
+        pairs, result.counts = self.join.add_labels(keys.keys, y, labels.timestamps, keys.legacy)
         result.too_late = self._add_pairs(pairs)
         result.delays = pairs.delay
         return result

@@ -1,4 +1,4 @@
-"""A batch decoded as columns is the same as its records decoded one by one.
+"""A batch decoded as columns is the same as its records decoded one by one (both streams).
 
 Both the typed features of a configured model (fraud) and the features object of any other
 model (churn: not configured) are exercised.
@@ -71,34 +71,51 @@ HOSTILE = st.tuples(
     st.sampled_from(["id", "model", "timestamp", "features", "prediction", "score", "version"]),
     st.sampled_from([None, "", [1], {"a": {}}, 1.5, NOW + 400, 2**64 - 1, "nope", True, ...]),
 ).map(lambda t: {k: v for k, v in {**t[0], t[1]: t[2]}.items() if v is not ...})
+#: A label (the same ids, models and times), or one with a field made hostile or left out.
+LABEL = st.tuples(
+    st.fixed_dictionaries(
+        {
+            "id": st.one_of(st.sampled_from(["a", "b"]), st.integers(0, 3)),
+            "model": st.sampled_from(["fraud", "churn"]),
+            "label": st.sampled_from([0, 1, 1.0, True, "yes", ""]),
+        },
+        optional={"timestamp": st.sampled_from([NOW - 5, None, "2026-11-27T04:00:00Z"])},
+    ),
+    st.sampled_from(["id", "model", "label", "timestamp", "none"]),
+    st.sampled_from([None, "", [1], NOW + 400, 2**64 - 1, 1e300, ...]),
+).map(lambda t: {k: v for k, v in {**t[0], t[1]: t[2]}.items() if v is not ... and k != "none"})
 VALUE = st.one_of(
     VALID.map(orjson.dumps),
     HOSTILE.map(orjson.dumps),
+    LABEL.map(orjson.dumps),
     st.sampled_from([None, b"", b"{", b"[]", b"1"]),
 )
+STREAMS = {"p": "predictions", "l": "labels"}
 
 
-def reference(records: list[RawRecord]) -> tuple[dict[Any, list[Prediction]], list[Any]]:
-    """Each record through the exact path: events by (model, partition), dead letters."""
-    groups: dict[Any, list[Prediction]] = defaultdict(list)
+def reference(records: list[RawRecord]) -> tuple[dict[Any, list[Any]], list[Any]]:
+    """Each record through the exact path: events by (stream, model, partition), dead
+    letters."""
+    groups: dict[Any, list[Any]] = defaultdict(list)
     dead = []
     for rec in records:
-        if rec.topic != "p":
-            continue
-        event = EXACT.prediction(rec.value, rec.timestamp, now=NOW)
+        decode = EXACT.prediction if rec.topic == "p" else EXACT.label
+        event = decode(rec.value, rec.timestamp, now=NOW)
         if isinstance(event, DecodeError):
-            dead.append((rec.offset, event.reason, event.detail))
+            dead.append((rec.offset, STREAMS[rec.topic], event.reason, event.detail))
         else:
-            groups[event.model, rec.partition].append(event)
+            groups[STREAMS[rec.topic], event.model, rec.partition].append(event)
     return groups, dead
 
 
-def shown(events: list[Prediction]) -> str:
+def shown(events: list[Any]) -> str:
     """``repr`` (it tells ``1`` from ``1.0`` and ``True``) of events whose features are read
     as the state reads them: by name, a null one the same as an absent one."""
     return repr(
         [
             e._replace(features={k: v for k, v in sorted(e.features.items()) if v is not None})
+            if isinstance(e, Prediction)
+            else e
             for e in events
         ]
     )
@@ -123,17 +140,18 @@ def same_as_one_by_one(records: list[RawRecord]) -> None:
     pipe = Pipeline(SETTINGS, {}, OpsMetrics(CollectorRegistry()), wall=lambda: NOW)
     got = pipe.decode(records)
     want, want_dead = reference(records)
-    assert {k: shown(b.events()) for k, b in got.predictions.items()} == {
+    batches = {("predictions", *k): b for k, b in got.predictions.items()}
+    batches |= {("labels", *k): b for k, b in got.labels.items()}
+    assert {k: shown(b.events()) for k, b in batches.items()} == {
         k: shown(v) for k, v in want.items()
     }
-    for (model, part), batch in got.predictions.items():
+    for (stream, model, part), batch in batches.items():
         assert batch.model == model
-        sources = got.sources["predictions", model, part]
+        sources = got.sources[stream, model, part]
         assert len(sources) == len(batch) and all(r.partition == part for r in sources)
         assert [r.offset for r in sources] == sorted(r.offset for r in sources)
-    assert [
-        (d.record.offset, d.reason, d.detail) for d in got.dead if d.stream == "predictions"
-    ] == want_dead
+    dead = [(d.record.offset, d.stream, d.reason, d.detail) for d in got.dead]
+    assert sorted(dead) == sorted(want_dead)
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ def test_tombstones_are_dead_letters_named_empty_and_cost_only_themselves(
     ]
     assert all(d.record.value is None and d.record.key == b"key" for d in decoded.dead)
     assert decoded.predictions["churn", 0].ids == ["p1", "p3"]
-    assert [e.id for e in decoded.labels["churn", 0]] == ["p1"]
+    assert decoded.labels["churn", 0].ids == ["p1"]
     for stream in ("predictions", "labels"):
         value = registry.get_sample_value(
             "modelmon_invalid_events_total", {"stream": stream, "reason": "empty"}

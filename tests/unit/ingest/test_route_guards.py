@@ -38,7 +38,7 @@ def test_a_decoder_that_raises_costs_one_record(
             raise RecursionError("maximum recursion depth exceeded " + "x" * 1000)
         return decode(raw, kafka_ts, now=now)
 
-    monkeypatch.setattr(p._decoder, "prediction_columns", broken)
+    monkeypatch.setattr(p._columns, "predictions", broken)
     monkeypatch.setattr(p._decoder, "prediction", flaky)
     dead = p.process([record(i) for i in range(6)])
     assert [(d.record.offset, d.reason) for d in dead] == [(3, "internal_error")]
