@@ -7,8 +7,10 @@ record costs two parses and a valid one a single, typed one.
 
 Narrower than the exact path on purpose, so that it can never be more lenient:
 
-- only the configured keys (an unknown key falls back: msgspec skips unknown values without
-  checking their UTF-8 or number range, as orjson does);
+- only the configured keys at first. Producers often add keys of their own (a request id, a
+  host), and the exact path costs several times more, so a record refused for an unknown key
+  at the top level is decoded again with such keys skipped, once orjson has read it whole:
+  msgspec skips a value without checking its UTF-8 or its number range, orjson checks both;
 - integers within int64 (orjson reads a larger one as a float);
 - feature values that are JSON scalars (a wrong-typed one is kept by the exact path, and
   counted downstream as a type mismatch);
@@ -29,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Generic, TypeVar, Union
 
 import msgspec
+import orjson
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from monitor.settings import FieldMapping
@@ -86,17 +89,50 @@ class FastPath(Generic[S]):
             (f.name, f.type) if f.required else (f.name, f.type, f.default)
             for f in msgspec.structs.fields(base)
         ]
-        envelope = msgspec.defstruct(
-            base.__name__, fields, bases=(base,), rename=keys, forbid_unknown_fields=True, gc=False
+        strict, lenient = (
+            msgspec.json.Decoder(
+                msgspec.defstruct(
+                    base.__name__,
+                    fields,
+                    bases=(base,),
+                    rename=keys,
+                    forbid_unknown_fields=forbid,
+                    gc=False,
+                )
+            ).decode
+            for forbid in (True, False)
         )
-        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(envelope).decode
+        self._decode = _Strict(strict, lenient)
         self.keys = keys
 
     def __call__(self, raw: bytes) -> S | None:
+        return self._decode(raw)  # type: ignore[no-any-return]
+
+
+class _Strict:
+    """``strict``'s result; for a record it refuses only for an unknown key at the top level,
+    ``lenient``'s (unknown keys skipped) once orjson has read the record whole; else None."""
+
+    def __init__(self, strict: Callable[[bytes], Any], lenient: Callable[[bytes], Any]) -> None:
+        self._strict, self._lenient = strict, lenient
+
+    def __call__(self, raw: bytes) -> Any:
         try:
-            return self._decode(raw)  # type: ignore[no-any-return]
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            return self._strict(raw)
+        except msgspec.ValidationError as exc:
+            # A key nested deeper (an undeclared feature) says where: " - at `$.features`".
+            if not str(exc).startswith(_UNKNOWN) or " - at `" in str(exc):
+                return None
+        except msgspec.DecodeError:
             return None
+        try:
+            orjson.loads(raw)
+            return self._lenient(raw)
+        except (orjson.JSONDecodeError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+
+_UNKNOWN = "Object contains unknown field"
 
 
 def fast_paths(
@@ -131,16 +167,26 @@ class TypedPredictions:
     """
 
     def __init__(self, models: Mapping[str, Mapping[str, FeatureKind]], keys: dict[str, str]):
-        envelopes = [self._envelope(model, kinds, keys) for model, kinds in models.items()]
-        self.classes = frozenset(envelopes)
-        # Always a union: msgspec lets a lone tagged struct go without its tag, and a record
-        # without a model must fall back (model names never hold a space: no event matches).
-        envelopes.append(self._envelope(" no model", {}, keys))
-        union: Any = Union[tuple(envelopes)]  # noqa: UP007
-        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
+        decoders, classes = [], set()
+        for forbid in (True, False):
+            envelopes = [
+                self._envelope(model, kinds, keys, forbid) for model, kinds in models.items()
+            ]
+            classes.update(envelopes)
+            # Always a union: msgspec lets a lone tagged struct go without its tag, and a
+            # record without a model must fall back (no model name holds a space).
+            envelopes.append(self._envelope(" no model", {}, keys, forbid))
+            union: Any = Union[tuple(envelopes)]  # noqa: UP007
+            decoders.append(msgspec.json.Decoder(union).decode)
+        self.classes = frozenset(classes)
+        self._decode = _Strict(*decoders)
 
     @staticmethod
-    def _envelope(model: str, kinds: Mapping[str, FeatureKind], keys: dict[str, str]) -> type:
+    def _envelope(
+        model: str, kinds: Mapping[str, FeatureKind], keys: dict[str, str], forbid: bool
+    ) -> type:
+        """One model's envelope; ``forbid``: no unknown key at the top level either (its
+        features never take one: an undeclared feature is counted, on the other path)."""
         attrs = {name: f"f{j}" for j, name in enumerate(kinds)}
         features = msgspec.defstruct(
             "Features",
@@ -167,16 +213,13 @@ class TypedPredictions:
             rename={name: keys[name] for name, *_ in fields},
             tag=model,
             tag_field=keys["model"],
-            forbid_unknown_fields=True,
+            forbid_unknown_fields=forbid,
             gc=False,
             namespace={"model": model, "no_features": features()},
         )
 
     def __call__(self, raw: bytes) -> Any:
-        try:
-            return self._decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
+        return self._decode(raw)
 
 
 def unset_as(value: Any, default: Any) -> Any:

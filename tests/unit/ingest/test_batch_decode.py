@@ -63,6 +63,7 @@ VALID = st.fixed_dictionaries(
         "version": st.sampled_from(["v1", 2, 2.5, None]),
         "prediction": st.sampled_from([0, 1, "yes", None, True]),
         "score": st.sampled_from([0.25, 1, None, {"a": 0.5}]),
+        "request": st.sampled_from(["r", 1e300, None, {"host": "h"}]),  # a producer's own key
     },
 )
 #: A valid envelope with one field made hostile (or one left out).
@@ -79,7 +80,10 @@ LABEL = st.tuples(
             "model": st.sampled_from(["fraud", "churn"]),
             "label": st.sampled_from([0, 1, 1.0, True, "yes", ""]),
         },
-        optional={"timestamp": st.sampled_from([NOW - 5, None, "2026-11-27T04:00:00Z"])},
+        optional={
+            "timestamp": st.sampled_from([NOW - 5, None, "2026-11-27T04:00:00Z"]),
+            "request": st.sampled_from(["r", [1]]),
+        },
     ),
     st.sampled_from(["id", "model", "label", "timestamp", "none"]),
     st.sampled_from([None, "", [1], NOW + 400, 2**64 - 1, 1e300, ...]),
@@ -165,6 +169,10 @@ def same_as_one_by_one(records: list[RawRecord]) -> None:
         b'{"id":"a","model":"fraud","prediction":1,"features":{"x":18446744073709551615}}',
         b'{"prediction":1,"id":"a","features":{"c":[1]},"model":"fraud"}',
         b'{"id":"a","prediction":1,"features":{"c":3}}',
+        b'{"id":"a","model":"fraud","prediction":1,"request_id":"r","features":{"x":2}}',
+        b'{"id":"a","model":"fraud","prediction":1,"request_id":"\xff"}',
+        b'{"id":"a","model":"fraud","prediction":1,"request_id":1e400}',
+        b'{"id":"a","model":"fraud","prediction":1,"r":[1],"features":{"x":2,"zz":1}}',
     ],
 )
 def test_edges_decode_as_one_by_one(raw: bytes) -> None:

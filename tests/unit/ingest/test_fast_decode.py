@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from monitor.events import Prediction
 from monitor.ingest.decode import Decoder
-from monitor.ingest.fast_decode import fast_paths
+from monitor.ingest.fast_decode import TypedPredictions, fast_paths
 from monitor.settings import FieldMapping
 
 from .test_decode_fuzz import JSON, NOW, NUMBERS, SCALARS, TEXT
@@ -102,6 +102,22 @@ def test_the_usual_event_takes_the_fast_path() -> None:
     assert paths[0](raw) is not None
     assert isinstance(out := FAST.prediction(raw, NOW, now=NOW), Prediction)
     assert out.features == {"amount": 12.5, "country": "DE", "n": 3, "flag": None}
+
+
+def test_a_key_of_the_producers_own_keeps_the_fast_path_unless_the_record_is_invalid() -> None:
+    """A top-level key outside the mapping is skipped once orjson has read the record whole:
+    msgspec alone would skip invalid UTF-8 or a number out of range inside it."""
+    paths = fast_paths(FieldMapping())
+    assert paths is not None
+    typed = TypedPredictions({"fraud": {"x": "numeric"}}, paths[0].keys)
+    ok = b'{"id":"a","model":"fraud","prediction":1,"request":{"host":"h"},"features":{"x":1}}'
+    assert paths[0](ok) is not None and typed(ok) is not None
+    assert paths[1](b'{"id":"a","model":"fraud","label":1,"request":"r"}') is not None
+    for bad in (b'"\xff"', b"1e400"):
+        raw = ok[:-1] + b',"extra":' + bad.decode("unicode_escape").encode("latin-1") + b"}"
+        assert paths[0](raw) is None and typed(raw) is None
+    undeclared = b'{"id":"a","model":"fraud","prediction":1,"r":1,"features":{"zz":1}}'
+    assert typed(undeclared) is None and paths[0](undeclared) is not None  # counted there
 
 
 def test_nested_or_shared_keys_have_no_fast_path() -> None:
