@@ -11,7 +11,8 @@ From memory, no broker: ``--events`` records of the ``bench_core`` event shape (
    runs);
 3. extraction: decoded columns → every feature's cells (:func:`monitor.state.layout.columns`);
 4. id keys: xxh3-64 (the join's key) against blake2b-64 (the key before issue 12);
-5. decode + apply (``Pipeline.process`` into a fresh state: dedupe, join, windows).
+5. decode + apply (``Pipeline.process`` into a fresh state: dedupe, join, windows), also with a
+   key of the producer's own in every event, and the labels of every prediction.
 """
 
 from __future__ import annotations
@@ -114,6 +115,32 @@ def main() -> None:
     )
     fresh = [pipeline() for _ in range(repeat)]
     show("decode + apply (Pipeline.process)", rate(n, lambda: fresh.pop().process(records), repeat))
+    # Each event with a key of the producer's own (decoded again, skipping it, after orjson).
+    own = [r._replace(value=r.value[:-1] + b',"request_id":"r-1"}') for r in records]
+    fresh = [pipeline() for _ in range(repeat)]
+    show(
+        "decode + apply, a key of the producer's own",
+        rate(n, lambda: fresh.pop().process(own), repeat),
+    )
+    # Every prediction's label, after the predictions (the steady state of the join).
+    labels = [
+        RawRecord(
+            "preds-labels",
+            0,
+            i,
+            time.time(),
+            None,
+            b'{"id":"%s","model":"m0","label":%d}' % (p.encode(), i % 2),
+        )
+        for i, p in enumerate(ids)
+    ]
+    fresh = [pipeline() for _ in range(repeat)]
+    for p in fresh:
+        p.process(records)
+    show(
+        "labels: decode + join (Pipeline.process)",
+        rate(n, lambda: fresh.pop().process(labels), repeat),
+    )
 
 
 if __name__ == "__main__":
