@@ -11,7 +11,7 @@ path accepts one by one (the tests hold the two against each other on hostile ba
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -19,8 +19,16 @@ import numpy.typing as npt
 from msgspec import UNSET
 
 from monitor.events import LabelBatch, PredictionBatch, typed_features_dict
-from monitor.ingest.decode import MAX_TIMESTAMP, MIN_TIMESTAMP, Decoder, parse_timestamp
-from monitor.ingest.fast_decode import LabelEnvelope, PredictionEnvelope, unset_as
+from monitor.ingest.decode import MAX_TIMESTAMP, MIN_TIMESTAMP, parse_timestamp
+from monitor.ingest.fast_decode import (
+    LabelEnvelope,
+    PredictionEnvelope,
+    TypedPredictions,
+    fast_paths,
+    unset_as,
+)
+from monitor.settings import FieldMapping
+from monitor.vocabulary import FeatureKind
 
 #: Positions accepted (ascending), each row's model, the rows (their model ``""``: the caller
 #: groups them by model and partition).
@@ -29,12 +37,21 @@ Columns = tuple[list[int], list[str], Any]
 
 class ColumnDecoder:
     """Decodes batches of raw values into :class:`~monitor.events.PredictionBatch` and
-    :class:`~monitor.events.LabelBatch` columns with ``decoder``'s typed paths."""
+    :class:`~monitor.events.LabelBatch` columns with the typed paths of ``fields`` (and of
+    each of ``models``' features: :class:`~monitor.ingest.fast_decode.TypedPredictions`)."""
 
-    def __init__(self, decoder: Decoder) -> None:
-        self._paths = decoder.fast_paths
-        self._typed = decoder.typed
-        self._skew = decoder.max_future_skew
+    def __init__(
+        self,
+        fields: FieldMapping,
+        *,
+        max_future_skew: float,
+        models: Mapping[str, Mapping[str, FeatureKind]] | None = None,
+    ) -> None:
+        self._paths = fast_paths(fields)
+        self._typed = (
+            TypedPredictions(models, self._paths[0].keys) if self._paths and models else None
+        )
+        self._skew = max_future_skew
 
     def predictions(
         self, raws: Sequence[bytes | None], kafka_ts: Sequence[float], *, now: float

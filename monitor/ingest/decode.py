@@ -28,16 +28,8 @@ import orjson
 from msgspec import UNSET
 
 from monitor.events import DecodeError, Label, Prediction
-from monitor.ingest.fast_decode import (
-    FastPath,
-    LabelEnvelope,
-    PredictionEnvelope,
-    TypedPredictions,
-    fast_paths,
-    unset_as,
-)
+from monitor.ingest.fast_decode import LabelEnvelope, PredictionEnvelope, fast_paths, unset_as
 from monitor.settings import FieldMapping
-from monitor.vocabulary import FeatureKind
 
 #: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
 #: seconds would otherwise jump the watermark decades ahead and empty every window.
@@ -134,41 +126,12 @@ class Decoder:
     fast:
         Try the typed fast path (:mod:`monitor.ingest.fast_decode`) first; the exact path
         decides whatever it does not accept, so the result is the same either way.
-    models:
-        Each configured model's features and kinds: a batch of predictions tries their typed
-        features (:class:`~monitor.ingest.fast_decode.TypedPredictions`) first of all.
     """
 
-    def __init__(
-        self,
-        fields: FieldMapping,
-        *,
-        max_future_skew: float,
-        fast: bool = True,
-        models: Mapping[str, Mapping[str, FeatureKind]] | None = None,
-    ) -> None:
+    def __init__(self, fields: FieldMapping, *, max_future_skew: float, fast: bool = True) -> None:
         self._f = fields
         self._skew = max_future_skew
         self._fast = fast_paths(fields) if fast else None
-        self._typed = (
-            TypedPredictions(models, self._fast[0].keys) if self._fast and models else None
-        )
-
-    @property
-    def fast_paths(
-        self,
-    ) -> tuple[FastPath[PredictionEnvelope], FastPath[LabelEnvelope]] | None:
-        """Both streams' typed envelopes (None: turned off, or ruled out by the mapping)."""
-        return self._fast
-
-    @property
-    def typed(self) -> TypedPredictions | None:
-        """The configured models' typed predictions (None without models or fast paths)."""
-        return self._typed
-
-    @property
-    def max_future_skew(self) -> float:
-        return self._skew
 
     def _fast_time(self, value: float | str | None, kafka_ts: float, now: float) -> float | None:
         """The event time as :meth:`_timestamp` reads it, or ``None`` if it refuses it."""

@@ -57,14 +57,6 @@ def _in_order(kind: Any, pieces: list[tuple[list[int], Any]]) -> tuple[list[int]
     return [positions[i] for i in order.tolist()], merged.take(order)
 
 
-def _one_prediction(batch: PredictionBatch, i: int) -> PredictionBatch:
-    return batch.take(np.array([i], dtype=np.intp))
-
-
-def _one_label(batch: LabelBatch, i: int) -> LabelBatch:
-    return batch.take(np.array([i], dtype=np.intp))
-
-
 def internal_error(exc: BaseException) -> str:
     """A bounded detail for an exception raised by one record."""
     try:
@@ -114,12 +106,14 @@ class Pipeline:
             settings.kafka.predictions_topic: "predictions",
             settings.kafka.labels_topic: "labels",
         }
-        self._decoder = Decoder(
+        skew = settings.time.max_future_skew
+        self._columns = ColumnDecoder(
             settings.fields,
-            max_future_skew=settings.time.max_future_skew,
+            max_future_skew=skew,
             models={m.name: m.features for m in settings.models},
         )
-        self._columns = ColumnDecoder(self._decoder)
+        # What the columns refuse goes the exact way only: their typed path was tried already.
+        self._decoder = Decoder(settings.fields, max_future_skew=skew, fast=False)
         self._wall = wall
         self.states = states
         self.metrics = metrics
@@ -218,7 +212,6 @@ class Pipeline:
                     partial(self._apply_predictions, partition=partition, arrived_at=arrived_at),
                     model,
                     preds,
-                    partial(_one_prediction, preds),
                     batch.sources["predictions", model, partition],
                     dead,
                 )
@@ -227,7 +220,6 @@ class Pipeline:
                     partial(self._apply_labels, partition=partition),
                     model,
                     labels,
-                    partial(_one_label, labels),
                     batch.sources["labels", model, partition],
                     dead,
                 )
@@ -240,12 +232,10 @@ class Pipeline:
         apply: Callable[[str, B], None],
         model: str,
         events: B,
-        one: Callable[[int], B],
         sources: list[RawRecord],
         dead: list[DeadLetter],
     ) -> None:
-        """Apply a model's events; if that raises, one by one (``one(i)``: the batch of the
-        i-th alone), dead-lettering the culprits."""
+        """Apply a model's events; if that raises, one by one, dead-lettering the culprits."""
         try:
             apply(model, events)
             return
@@ -256,7 +246,7 @@ class Pipeline:
         stream: Stream = "predictions" if isinstance(events, PredictionBatch) else "labels"
         for i, rec in enumerate(sources):
             try:
-                apply(model, one(i))
+                apply(model, events.take(np.array([i], dtype=np.intp)))
             except Exception as exc:
                 log.exception("applying %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
                 self._dead(dead, rec, stream, DecodeError("internal_error", internal_error(exc)))
