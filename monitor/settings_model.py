@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.settings_base import DEFAULT_DRIFT_ALPHA, Duration, Section
@@ -110,20 +112,27 @@ class PolicySettings(Section):
         """The smallest effect size that counts as drift: KS D or Jensen-Shannon distance."""
         return self.ks_min_statistic if kind == "numeric" else self.js_min_distance
 
-    def drifted(self, kind: FeatureKind, significant: bool, effect: float | None) -> bool:
+    def drifted(
+        self,
+        numeric: npt.NDArray[np.bool_],
+        significant: npt.NDArray[np.bool_],
+        effect: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.bool_]:
         """The one definition of a drifted feature: significant **and** material.
 
-        ``significant`` is the test's verdict at :meth:`detection_level` (after
-        Benjamini-Hochberg when configured); ``effect`` is the KS statistic (numeric) or the
-        Jensen-Shannon distance (categorical). NaN or None is never drift.
+        Per feature (arrays, a model's features at once): ``numeric`` its kind, ``significant``
+        the test's verdict at :meth:`detection_level` (after Benjamini-Hochberg when
+        configured), ``effect`` the KS statistic (numeric) or the Jensen-Shannon distance
+        (categorical), at least :meth:`min_effect` to count. NaN is never drift.
 
         >>> p = PolicySettings()
-        >>> p.drifted("numeric", True, 0.05), p.drifted("numeric", True, 0.1)
-        (False, True)
-        >>> p.drifted("categorical", False, 0.9), p.drifted("categorical", True, None)
-        (False, False)
+        >>> numeric = np.array([True, True, False, False])
+        >>> significant = np.array([True, True, False, True])
+        >>> p.drifted(numeric, significant, np.array([0.05, 0.1, 0.9, np.nan])).tolist()
+        [False, True, False, False]
         """
-        return significant and effect is not None and effect >= self.min_effect(kind)
+        floor = np.where(numeric, self.min_effect("numeric"), self.min_effect("categorical"))
+        return significant & (effect >= floor)
 
     @model_validator(mode="after")
     def _n_of_m(self) -> PolicySettings:

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
 from monitor.vocabulary import FeatureKind
 
+_T = TypeVar("_T")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass_transform(frozen_default=True)
+def _per_feature(cls: type[_T]) -> type[_T]:
+    """A dataclass read-only to the type checker (mypy --strict refuses an assignment) and a
+    plain slotted one at run time: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, 1.3 µs a :class:`FeatureDrift` against 0.2 µs, and an evaluation
+    builds two per feature and window (3,000 for 10 models × 50 features × 3 windows)."""
+    return dataclass(slots=True)(cls)
+
+
+@_per_feature
 class FeatureQuality:
     """Shares of one feature's values, each in [0, 1] (NaN with no values).
 
@@ -50,7 +61,7 @@ class UnseenCategories:
     error: int
 
 
-@dataclass(frozen=True, slots=True)
+@_per_feature
 class FeatureDrift:
     feature: str
     kind: FeatureKind

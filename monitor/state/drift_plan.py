@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -99,7 +98,7 @@ class _Kind:
 
     def counts(self, cells: IntArray) -> IntArray:
         """The drift counts of every slot of this kind (``cells`` ends with the sentinel 0)."""
-        rows = cells[self.gather]
+        rows = np.take(cells, self.gather)  # take: faster than indexing, same result
         rows[:, -1] += cells[self.mismatch]
         if self.numeric:
             rows[:, 0] += cells[self.below]
@@ -122,6 +121,8 @@ class DriftPlan:
         self.n_features = sum(s.name != PREDICTION for s in self.slots)
         self.width = max((s.stop for s in self.slots), default=0)
         numeric = np.array([isinstance(s.profile, NumericProfile) for s in self.slots], bool)
+        self._numeric = numeric
+        numeric.flags.writeable = False  # every evaluation's columns share it
         self._kinds = tuple(
             _Kind([self.slots[i] for i in where], where, self.width)
             for where in (np.flatnonzero(numeric), np.flatnonzero(~numeric))
@@ -134,6 +135,13 @@ class DriftPlan:
             for s in self.slots
         )
         self.reference_quality = tuple(reference_quality(s.profile) for s in self.slots)
+        # PSI and chi-square of every slot in one table (numeric: coarse bins + missing;
+        # categorical: categories + unseen + missing), zero-padded: a bin empty on both sides
+        # adds nothing to either. Small tables: one call each instead of one per kind.
+        small = [k.ref_psi if k.numeric else k.ref for k in self._kinds if k.where.size]
+        self._small_ref = np.zeros((len(self.slots), max((t.shape[1] for t in small), default=0)))
+        for kind, table in zip((k for k in self._kinds if k.where.size), small, strict=True):
+            self._small_ref[kind.where, : table.shape[1]] = table
 
     def evaluate(self, total: IntArray) -> FeatureColumns:
         """Statistics of every slot over ``total``, the window's count vector."""
@@ -141,39 +149,51 @@ class DriftPlan:
             raise ValueError(f"count vector has {total.shape[0]} cells; slots need {self.width}")
         cells = np.append(total[: self.width], 0)  # the sentinel the padding gathers
         k = len(self.slots)
-        out: dict[str, npt.NDArray[Any]] = {
-            name: np.full(k, math.nan) for name in FeatureColumns.__dataclass_fields__
-        }
-        out["count"] = np.zeros(k, dtype=np.int64)
-        out["numeric"] = np.zeros(k, dtype=np.bool_)
-        out["numeric"][self._kinds[0].where] = True
+        count = np.zeros(k, dtype=np.int64)
+        # The float columns, NaN where they do not apply.
+        ks_statistic, ks_pvalue, js, missing, mismatch, out_of_range, unseen = np.full(
+            (7, k), math.nan
+        )
+        small = np.zeros_like(self._small_ref)
         for kind in self._kinds:
             where = kind.where
             if not where.size:
                 continue
             rows = kind.counts(cells)
             n = rows.sum(axis=1)
-            out["count"][where] = n
+            count[where] = n
             with np.errstate(invalid="ignore"):  # n = 0: 0 / 0, NaN ratios
-                out["missing"][where] = cells[kind.gather[:, -1]] / n
-                out["type_mismatch"][where] = cells[kind.mismatch] / n
+                missing[where] = cells[kind.gather[:, -1]] / n
+                mismatch[where] = cells[kind.mismatch] / n
                 top = cells[kind.top]
                 if kind.numeric:  # above the range: the top value bin; below: its own cell
-                    out["out_of_range"][where] = (top + cells[kind.below]) / n
+                    out_of_range[where] = (top + cells[kind.below]) / n
                 else:
-                    out["unseen"][where] = top / n
+                    unseen[where] = top / n
             if kind.numeric:
                 cum = np.cumsum(rows[:, :-1], axis=1)
-                d, p, _, _ = ks_against(kind.ref_cdf, kind.n_ref, cum)
-                out["ks_statistic"][where], out["ks_pvalue"][where] = d, p
+                ks_statistic[where], ks_pvalue[where], _, _ = ks_against(
+                    kind.ref_cdf, kind.n_ref, cum
+                )
                 # Coarse bins from the cumulative counts: exact integer differences, and no
                 # second pass over the fine bins.
                 ends = np.take_along_axis(cum, kind.coarse_ends, axis=1)
-                coarse = np.diff(ends, axis=1, prepend=0)
-                ref, win = kind.ref_psi, np.concatenate((coarse, rows[:, -1:]), axis=1)
+                width = ends.shape[1]
+                small[where, :width] = np.diff(ends, axis=1, prepend=0)
+                small[where, width] = rows[:, -1]
             else:
-                ref, win = kind.ref, rows
-                out["js_distance"][where] = js_rows(ref, win)
-            out["psi"][where] = psi_rows(ref, win)
-            out["chi2_pvalue"][where] = chi2_rows(ref, win)[1]
-        return FeatureColumns(**out)
+                small[where, : rows.shape[1]] = rows
+                js[where] = js_rows(kind.ref, rows)
+        return FeatureColumns(
+            count=count,
+            psi=psi_rows(self._small_ref, small),
+            ks_statistic=ks_statistic,
+            ks_pvalue=ks_pvalue,
+            chi2_pvalue=chi2_rows(self._small_ref, small)[1],
+            js_distance=js,
+            missing=missing,
+            type_mismatch=mismatch,
+            out_of_range=out_of_range,
+            unseen=unseen,
+            numeric=self._numeric,
+        )

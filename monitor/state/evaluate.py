@@ -26,13 +26,13 @@ from monitor.vocabulary import FeatureKind
 
 def _significant(
     policy: PolicySettings, kinds: Sequence[FeatureKind], pvalues: FloatArray
-) -> list[bool]:
+) -> npt.NDArray[np.bool_]:
     """Each feature's test verdict, after the model's multiple-testing correction."""
     if policy.fdr == "benjamini_hochberg":
-        return benjamini_hochberg(pvalues, policy.fdr_level)[0].tolist()  # type: ignore[no-any-return]
+        return benjamini_hochberg(pvalues, policy.fdr_level)[0]
     # Each feature tested alone, at its own kind's level (a NaN p-value is never significant).
     limits = np.array([policy.detection_level(kind) for kind in kinds])
-    return (pvalues < limits).tolist()  # type: ignore[no-any-return]
+    return pvalues < limits
 
 
 def _present(n: int, values: FloatArray, where: npt.NDArray[np.bool_]) -> list[float | None]:
@@ -60,6 +60,8 @@ def feature_drifts(
     evaluation; the prediction's slot, last, has no verdict and takes no part in the FDR)."""
     n = plan.n_features
     numeric = cols.numeric[:n]
+    effect = np.where(numeric, cols.ks_statistic[:n], cols.js_distance[:n])
+    drifted = policy.drifted(numeric, _significant(policy, plan.kinds[:n], cols.pvalue[:n]), effect)
     return tuple(
         FeatureDrift(
             name,
@@ -70,7 +72,7 @@ def feature_drifts(
             p,
             bound,
             chi2_p,
-            policy.drifted(kind, significant, effect),
+            verdict,
             js,
             FeatureQuality(missing, mismatch, outside, unseen_ratio),
             reference,
@@ -82,14 +84,13 @@ def feature_drifts(
             bound,
             reference,
             categories,
-            significant,
+            verdict,
             count,
             psi,
             d,
             p,
             chi2_p,
             js,
-            effect,
             missing,
             mismatch,
             outside,
@@ -99,15 +100,14 @@ def feature_drifts(
             plan.kinds[:n],
             plan.ks_bounds[:n],
             plan.reference_quality[:n],
-            [_categories(unseen.get(name)) for name in plan.names[:n]],
-            _significant(policy, plan.kinds[:n], cols.pvalue[:n]),
+            [_categories(unseen.get(name)) for name in plan.names[:n]] if unseen else [None] * n,
+            drifted.tolist(),
             cols.count[:n].tolist(),
             cols.psi[:n].tolist(),
             _present(n, cols.ks_statistic, numeric),
             _present(n, cols.ks_pvalue, numeric),
             cols.chi2_pvalue[:n].tolist(),
             _present(n, cols.js_distance, ~numeric),
-            np.where(numeric, cols.ks_statistic[:n], cols.js_distance[:n]).tolist(),
             cols.missing[:n].tolist(),
             cols.type_mismatch[:n].tolist(),
             _present(n, cols.out_of_range, numeric),

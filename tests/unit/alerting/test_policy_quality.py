@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from monitor.alerting.policy import Policy, Reason, rules_for
@@ -93,4 +95,9 @@ def test_quality_rules_are_off_by_default() -> None:
 def test_drift_is_significant_and_material(
     kind: str, significant: bool, effect: float | None, drifted: bool
 ) -> None:
-    assert PolicySettings().drifted(kind, significant, effect) is drifted  # type: ignore[arg-type]
+    verdict = PolicySettings().drifted(
+        np.array([kind == "numeric"]),
+        np.array([significant]),
+        np.array([math.nan if effect is None else effect]),
+    )
+    assert verdict.tolist() == [drifted]
