@@ -60,10 +60,10 @@ class ColumnDecoder:
         if self._paths is None:
             return [], [], PredictionBatch.of("", [])
         fast, typed = self._paths[0], self._typed
-        if typed is None:
-            envs = [fast(raw) if raw else None for raw in raws]
-        else:  # a struct is true: ``or`` falls back only where the typed path refused
-            envs = [(typed(raw) or fast(raw)) if raw else None for raw in raws]
+        envs: list[Any] = (typed or fast).many(raws)
+        if typed is not None and None in envs:  # the envelope where the typed path refused
+            pairs = zip(envs, raws, strict=True)
+            envs = [env if env is not None or not raw else fast(raw) for env, raw in pairs]
         at, good, kafka_ts = _present(envs, kafka_ts)
         ts = self._times([env.timestamp for env in good], kafka_ts, now)
         ok = ~np.isnan(ts)
@@ -101,7 +101,7 @@ class ColumnDecoder:
         if self._paths is None:
             return [], [], LabelBatch.of("", [])
         fast = self._paths[1]
-        at, good, kafka_ts = _present([fast(raw) if raw else None for raw in raws], kafka_ts)
+        at, good, kafka_ts = _present(fast.many(raws), kafka_ts)
         ts = self._times([env.timestamp for env in good], kafka_ts, now)
         batch = LabelBatch("", _ids(good), [env.label for env in good], ts)
         return _kept(at, [env.model for env in good], batch, ~np.isnan(ts))

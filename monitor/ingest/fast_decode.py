@@ -27,7 +27,7 @@ type check. Anything else falls back to the envelope above.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar, Union
 
 import msgspec
@@ -108,6 +108,10 @@ class FastPath(Generic[S]):
     def __call__(self, raw: bytes) -> S | None:
         return self._decode(raw)  # type: ignore[no-any-return]
 
+    def many(self, raws: Sequence[bytes | None]) -> list[S | None]:
+        """Each of ``raws`` decoded (``None`` where refused, or empty)."""
+        return self._decode.many(raws)
+
 
 class _Strict:
     """``strict``'s result; for a record it refuses only for an unknown key at the top level,
@@ -115,6 +119,19 @@ class _Strict:
 
     def __init__(self, strict: Callable[[bytes], Any], lenient: Callable[[bytes], Any]) -> None:
         self._strict, self._lenient = strict, lenient
+
+    def many(self, raws: Sequence[bytes | None]) -> list[Any]:
+        """:meth:`__call__` of each (``None`` for an empty one), the strict decoder mapped over
+        them in C until one fails: that one alone goes through :meth:`__call__`."""
+        out: list[Any] = []
+        rest = iter(raws)
+        while True:
+            try:
+                out.extend(map(self._strict, rest))  # type: ignore[arg-type]
+                return out
+            except Exception:  # map consumed the failing one: it is raws[len(out)]
+                raw = raws[len(out)]
+                out.append(self(raw) if raw else None)
 
     def __call__(self, raw: bytes) -> Any:
         try:
@@ -220,6 +237,10 @@ class TypedPredictions:
 
     def __call__(self, raw: bytes) -> Any:
         return self._decode(raw)
+
+    def many(self, raws: Sequence[bytes | None]) -> list[Any]:
+        """Each of ``raws`` decoded (``None`` where refused, or empty)."""
+        return self._decode.many(raws)
 
 
 def unset_as(value: Any, default: Any) -> Any:

@@ -130,3 +130,34 @@ def test_nested_or_shared_keys_have_no_fast_path() -> None:
     assert repr(fast.prediction(raw, NOW, now=NOW)) == repr(exact.prediction(raw, NOW, now=NOW))
     paths = fast_paths(fields)
     assert paths is not None and paths[0](raw) is not None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b'{"id":"a","model":"fraud","prediction":1,"features":{"x":1.5}}',
+                b'{"id":"b","model":"fraud","score":0.5,"host":"h","features":{"x":2}}',
+                b'{"id":"c","model":"other","prediction":0,"features":{"y":"k"}}',
+                b'{"id":"d","model":"fraud","prediction":1,"features":{"zz":1}}',
+                b'{"id":"e","model":"fraud","prediction":1,"host":"\xff"}',
+                b'{"id":"","model":"fraud"}',
+                b"[1]",
+                b"{",
+                b"",
+                None,
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_a_batch_decodes_as_each_value_alone(raws: list[bytes | None]) -> None:
+    """``many`` maps the strict decoder in C until one value fails, then goes on after it:
+    whatever fails and wherever, each value comes out as it does alone."""
+    paths = fast_paths(FieldMapping())
+    assert paths is not None
+    typed = TypedPredictions({"fraud": {"x": "numeric"}}, paths[0].keys)
+    for decode in (paths[0], typed):
+        alone = [decode(raw) if raw else None for raw in raws]
+        assert repr(decode.many(raws)) == repr(alone)
