@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from monitor.reference.edge_grid import EdgeGrid
 from monitor.vocabulary import canonical_key
 
 #: Types whose values :func:`canonical_key` returns unchanged.
@@ -83,6 +84,7 @@ class NumericProfile:
     low: float | None = None
     out_of_range: int = 0
     type_mismatch: int = 0
+    _grid: EdgeGrid = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         edges = np.array(self.edges, dtype=np.float64)
@@ -118,6 +120,7 @@ class NumericProfile:
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "coarse", coarse)
         object.__setattr__(self, "ks_bound", ks_bound)
+        object.__setattr__(self, "_grid", EdgeGrid(edges))
 
     @property
     def n_bins(self) -> int:
@@ -145,8 +148,7 @@ class NumericProfile:
         [0, 0, 1, 1, 2, 3]
         """
         v = np.asarray(values, dtype=np.float64)
-        idx = np.searchsorted(self.edges, v, side="left").astype(np.int64)
-        return np.where(np.isnan(v), self.n_bins - 1, idx)
+        return np.where(np.isnan(v), self.n_bins - 1, self._grid.search(v))
 
     def to_dict(self) -> dict[str, Any]:
         return {
