@@ -38,7 +38,7 @@ class EdgeGrid:
 
     def __init__(self, edges: npt.NDArray[np.float64]) -> None:
         self.edges = edges
-        self._grid: tuple[float, float, int, npt.NDArray[np.intp], int] | None = None
+        self._grid: tuple[float, float, int, npt.NDArray[np.int32], int] | None = None
         n = edges.size
         if n < MIN_EDGES:
             return
@@ -55,17 +55,17 @@ class EdgeGrid:
         steps = int((np.searchsorted(edges, lo + (cell + 2.0) / scale, "right") - below).max())
         if steps > MAX_STEPS:
             return
-        self._grid = lo, scale, cells - 1, below.astype(np.intp), steps
-        self._upper = np.append(edges, np.inf)  # edges[i], and +inf past the last
-        self._lower = np.insert(edges, 0, -np.inf)  # edges[i - 1], and -inf before the first
+        self._grid = lo, scale, cells - 1, below.astype(np.int32), steps  # int32: half the bytes
+        # bounds[i] = edges[i] (+inf past the last); bounds[i - 1] = -inf for i = 0.
+        self._bounds = np.concatenate((edges, [math.inf, -math.inf]))
 
     def search(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
         """The number of edges below each value (NaN: all of them, as numpy sorts NaN last)."""
         if self._grid is None:
             return np.searchsorted(self.edges, x)
         guess = self._walk(x, *self._grid)
-        upper = self._upper
-        wrong = ~((self._lower[guess] < x) & (x <= upper[guess]))
+        bounds = self._bounds
+        wrong = ~((bounds[guess - 1] < x) & (x <= bounds[guess]))
         if wrong.any():
             guess[wrong] = np.searchsorted(self.edges, x[wrong])
         return guess
@@ -76,7 +76,7 @@ class EdgeGrid:
         lo: float,
         scale: float,
         top: int,
-        below: npt.NDArray[np.intp],
+        below: npt.NDArray[np.int32],
         steps: int,
     ) -> npt.NDArray[np.intp]:
         """Each value's bin by the grid alone (right unless rounding defeated it, or NaN)."""
@@ -84,8 +84,8 @@ class EdgeGrid:
             t = (x - lo) * scale
         np.fmax(t, 0.0, out=t)  # fmax/fmin: NaN becomes 0 (settled below), -inf the first cell
         np.fmin(t, top, out=t)
-        guess = below[t.astype(np.intp)]
-        upper = self._upper
+        guess = below[t.astype(np.intp)].astype(np.intp)
+        bounds = self._bounds
         for _ in range(steps):
-            guess += upper[guess] < x
+            guess += bounds[guess] < x
         return guess
