@@ -4,8 +4,8 @@ The typed envelopes of :mod:`monitor.ingest.fast_decode` decode each value in C;
 :class:`~monitor.ingest.decode.Decoder` makes one event at a time (the event time's bounds, an
 id or version spelled as a string, a prediction or a score present) run here on whole columns
 with numpy. A value they do not accept is left to the decoder's exact path, one by one, which
-names the refusal: the rows accepted here, and their values, are those the decoder's own fast
-path accepts one by one (the tests hold the two against each other on hostile batches).
+names the refusal: the rows accepted here are a subset of those it accepts, with the same values
+(the tests hold the two against each other, on single records and on hostile batches).
 """
 
 from __future__ import annotations

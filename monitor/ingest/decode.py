@@ -1,8 +1,13 @@
 """Bytes → :class:`~monitor.events.Prediction` / :class:`~monitor.events.Label`, or a typed error.
 
+One record at a time (orjson, then checks in Python): the exact path, and the single definition
+of what is valid. The daemon decodes a batch with :mod:`monitor.ingest.columns`, which accepts
+only a subset of these records, with the same values, and leaves every other one to this path,
+which names its refusal.
+
 Pure: no I/O, no clock (the caller passes the wall-clock ``now``). The field mapping (producers
-rarely let you choose their schema) lives here and nowhere else. Every failure has a bounded
-``reason`` used as a metric label:
+rarely let you choose their schema) is read here; the batch path's typed envelopes only rename
+its flat keys. Every failure has a bounded ``reason`` used as a metric label:
 
 ``empty``, ``invalid_json``, ``not_an_object``, ``missing_field``, ``missing_id``,
 ``wrong_type``, ``bad_timestamp``, ``future_timestamp``; and ``internal_error``, given by the
@@ -25,10 +30,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from msgspec import UNSET
 
 from monitor.events import DecodeError, Label, Prediction
-from monitor.ingest.fast_decode import LabelEnvelope, PredictionEnvelope, fast_paths, unset_as
 from monitor.settings import FieldMapping
 
 #: Event times outside [2000-01-01, 2100-01-01) are refused: a millisecond timestamp sent as
@@ -115,7 +118,11 @@ def parse_timestamp(value: Any) -> float | None:
 
 
 class Decoder:
-    """Decodes one stream's records for the configured models.
+    """Decodes one stream's records for the configured models, one at a time (the exact path).
+
+    The single definition of what is valid: the batch path
+    (:class:`~monitor.ingest.columns.ColumnDecoder`) accepts only a subset of these records,
+    with the same values, and leaves every other one here, to be named.
 
     Parameters
     ----------
@@ -123,42 +130,11 @@ class Decoder:
         Where each field lives in the producer's JSON.
     max_future_skew:
         How far past ``now`` an event time may be (``time.max_future_skew``).
-    fast:
-        Try the typed fast path (:mod:`monitor.ingest.fast_decode`) first; the exact path
-        decides whatever it does not accept, so the result is the same either way.
     """
 
-    def __init__(self, fields: FieldMapping, *, max_future_skew: float, fast: bool = True) -> None:
+    def __init__(self, fields: FieldMapping, *, max_future_skew: float) -> None:
         self._f = fields
         self._skew = max_future_skew
-        self._fast = fast_paths(fields) if fast else None
-
-    def _fast_time(self, value: float | str | None, kafka_ts: float, now: float) -> float | None:
-        """The event time as :meth:`_timestamp` reads it, or ``None`` if it refuses it."""
-        ts = parse_timestamp(kafka_ts if value is None else value)
-        return None if ts is None or ts > now + self._skew else ts
-
-    def _fast_prediction(
-        self, env: PredictionEnvelope, kafka_ts: float, now: float
-    ) -> Prediction | None:
-        ts = self._fast_time(env.timestamp, kafka_ts, now)
-        if ts is None or (env.prediction is UNSET and env.score is UNSET):
-            return None  # the exact path names the error
-        return Prediction(
-            id=str(env.id),
-            model=env.model,
-            version=None if env.version is None else str(env.version),
-            timestamp=ts,
-            features={} if env.features is None else env.features,
-            prediction=unset_as(env.prediction, None),
-            score=unset_as(env.score, None),
-        )
-
-    def _fast_label(self, env: LabelEnvelope, kafka_ts: float, now: float) -> Label | None:
-        ts = self._fast_time(env.timestamp, kafka_ts, now)
-        if ts is None:
-            return None
-        return Label(id=str(env.id), model=env.model, label=env.label, timestamp=ts)
 
     def _envelope(self, raw: bytes | None) -> dict[str, Any] | DecodeError:
         if not raw:
@@ -222,10 +198,6 @@ class Decoder:
     ) -> Prediction | DecodeError:
         """Decode a prediction record; ``kafka_ts`` is used when the event has no timestamp,
         ``now`` (wall clock, epoch seconds) bounds the event time."""
-        if self._fast is not None and raw:
-            env = self._fast[0](raw)
-            if env is not None and (fast := self._fast_prediction(env, kafka_ts, now)):
-                return fast
         head = self._head(raw, kafka_ts, now)
         if isinstance(head, DecodeError):
             return head
@@ -267,10 +239,6 @@ class Decoder:
 
     def label(self, raw: bytes | None, kafka_ts: float, *, now: float) -> Label | DecodeError:
         """Decode a ground-truth label record."""
-        if self._fast is not None and raw:
-            env = self._fast[1](raw)
-            if env is not None and (fast := self._fast_label(env, kafka_ts, now)):
-                return fast
         head = self._head(raw, kafka_ts, now)
         if isinstance(head, DecodeError):
             return head

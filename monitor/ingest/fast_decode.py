@@ -1,9 +1,9 @@
 """The typed fast path of decoding: one C call from bytes to a checked envelope (msgspec).
 
-It accepts a strict subset of what :class:`~monitor.ingest.decode.Decoder`'s exact path
-(orjson, then checks in Python) accepts, and decodes it to the same values; anything else is
-``None`` here and the exact path decides, with its precise reason and detail. So an invalid
-record costs two parses and a valid one a single, typed one.
+It accepts a strict subset of what the exact :class:`~monitor.ingest.decode.Decoder` (orjson,
+then checks in Python) accepts, and decodes it to the same values; anything else is ``None``
+here and the exact path decides, with its precise reason and detail. So an invalid record costs
+two parses and a valid one a single, typed one.
 
 Narrower than the exact path on purpose, so that it can never be more lenient:
 
@@ -16,7 +16,8 @@ Narrower than the exact path on purpose, so that it can never be more lenient:
   counted downstream as a type mismatch);
 - no dotted (nested) field paths, and distinct keys: otherwise there is no fast path at all.
 
-The timestamp is parsed and bounded by the decoder, as on the exact path.
+The timestamp is parsed and bounded by :class:`~monitor.ingest.columns.ColumnDecoder`, as on
+the exact path.
 
 Narrower still, :class:`TypedPredictions` decodes a configured model's predictions with its
 features as a struct (numbers for numeric features, scalars for categorical ones, no other

@@ -113,7 +113,7 @@ class Pipeline:
             models={m.name: m.features for m in settings.models},
         )
         # What the columns refuse goes the exact way only: their typed path was tried already.
-        self._decoder = Decoder(settings.fields, max_future_skew=skew, fast=False)
+        self._decoder = Decoder(settings.fields, max_future_skew=skew)
         self._wall = wall
         self.states = states
         self.metrics = metrics

@@ -28,7 +28,7 @@ from monitor.settings import FieldMapping, Settings
 from monitor.settings_loader import load_settings
 
 NOW = 1_796_000_000.0
-EXACT = Decoder(FieldMapping(), max_future_skew=300.0, fast=False)
+EXACT = Decoder(FieldMapping(), max_future_skew=300.0)
 SETTINGS: Settings = load_settings(
     None,
     overrides={

@@ -1,4 +1,8 @@
-"""Decoding: every malformed shape becomes a typed error with a bounded reason."""
+"""Decoding: every malformed shape becomes a typed error with a bounded reason.
+
+Each test runs on the exact decoder and on the daemon's path (a batch of one through the
+columns, the exact decoder for what they refuse): both must give the same events and reasons.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,19 @@ import pytest
 from monitor.events import DecodeError, Label, Prediction
 from monitor.ingest.decode import REASONS, Decoder
 from monitor.settings import FieldMapping
+from tests.support.decoding import BatchOfOne
 
 KAFKA_TS = 1_795_000_000.0
 NOW = 1_796_000_000.0  # the wall clock: every event time above is before it
 SKEW = 300.0
 
 
-@pytest.fixture
-def dec() -> Decoder:
-    return Decoder(FieldMapping(), max_future_skew=SKEW)
+AnyDecoder = Decoder | BatchOfOne
+
+
+@pytest.fixture(params=[Decoder, BatchOfOne], ids=["exact path", "batch path"])
+def dec(request: pytest.FixtureRequest) -> AnyDecoder:
+    return request.param(FieldMapping(), max_future_skew=SKEW)  # type: ignore[no-any-return]
 
 
 def good(**over: object) -> dict[str, object]:
@@ -33,7 +41,7 @@ def good(**over: object) -> dict[str, object]:
     return event
 
 
-def test_valid_prediction(dec: Decoder) -> None:
+def test_valid_prediction(dec: AnyDecoder) -> None:
     p = dec.prediction(orjson.dumps(good()), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction)
     assert (p.id, p.model, p.version, p.timestamp, p.score) == (
@@ -46,19 +54,19 @@ def test_valid_prediction(dec: Decoder) -> None:
     assert p.features["amount"] == 41.5
 
 
-def test_missing_timestamp_falls_back_to_kafka_time(dec: Decoder) -> None:
+def test_missing_timestamp_falls_back_to_kafka_time(dec: AnyDecoder) -> None:
     event = good()
     del event["timestamp"]
     p = dec.prediction(orjson.dumps(event), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == KAFKA_TS
 
 
-def test_rfc3339_timestamp(dec: Decoder) -> None:
+def test_rfc3339_timestamp(dec: AnyDecoder) -> None:
     p = dec.prediction(orjson.dumps(good(timestamp="2026-11-27T04:00:00Z")), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == 1795752000.0
 
 
-def test_multiclass_scores_and_regression_without_score(dec: Decoder) -> None:
+def test_multiclass_scores_and_regression_without_score(dec: AnyDecoder) -> None:
     p = dec.prediction(orjson.dumps(good(score={"a": 0.7, "b": 0.3})), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.score == {"a": 0.7, "b": 0.3}
     event = good(prediction=12.5)
@@ -67,9 +75,10 @@ def test_multiclass_scores_and_regression_without_score(dec: Decoder) -> None:
     assert isinstance(p, Prediction) and p.score is None and p.prediction == 12.5
 
 
-def test_field_mapping_with_nested_paths() -> None:
+@pytest.mark.parametrize("kind", [Decoder, BatchOfOne], ids=["exact path", "batch path"])
+def test_field_mapping_with_nested_paths(kind: type[AnyDecoder]) -> None:
     fields = FieldMapping(id="meta.request_id", model="meta.model", features="inputs")
-    dec = Decoder(fields, max_future_skew=SKEW)
+    dec = kind(fields, max_future_skew=SKEW)
     raw = orjson.dumps(
         {"meta": {"request_id": "r1", "model": "fraud"}, "inputs": {"amount": 3}, "prediction": 0}
     )
@@ -107,14 +116,14 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("raw", "reason"), MALFORMED)
-def test_malformed_predictions(dec: Decoder, raw: bytes | None, reason: str) -> None:
+def test_malformed_predictions(dec: AnyDecoder, raw: bytes | None, reason: str) -> None:
     err = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(err, DecodeError), err
     assert err.reason == reason, err.detail
     assert err.reason in REASONS
 
 
-def test_unknown_model_features_are_not_type_checked(dec: Decoder) -> None:
+def test_unknown_model_features_are_not_type_checked(dec: AnyDecoder) -> None:
     p = dec.prediction(
         orjson.dumps(good(model="other", features={"amount": "x"})), KAFKA_TS, now=NOW
     )
@@ -126,7 +135,7 @@ def test_unknown_model_features_are_not_type_checked(dec: Decoder) -> None:
     [{"amount": "41.5"}, {"amount": True}, {"country": {"x": 1}}, {"amount": [1], "country": 2.5}],
 )
 def test_a_wrong_typed_feature_value_does_not_lose_the_prediction(
-    dec: Decoder, features: dict[str, object]
+    dec: AnyDecoder, features: dict[str, object]
 ) -> None:
     """Issue 11 item 3: only the envelope dead-letters; the windows count the mismatch."""
     p = dec.prediction(orjson.dumps(good(features=features)), KAFKA_TS, now=NOW)
@@ -134,7 +143,7 @@ def test_a_wrong_typed_feature_value_does_not_lose_the_prediction(
     assert p.features == features and p.prediction == good()["prediction"]
 
 
-def test_labels(dec: Decoder) -> None:
+def test_labels(dec: AnyDecoder) -> None:
     lab = dec.label(
         b'{"id": "9f1c", "model": "fraud", "label": 0, "timestamp": 1795003600}', 0.0, now=NOW
     )
@@ -184,7 +193,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("raw", "reason"), HOSTILE)
 def test_hostile_predictions_are_refused_with_a_reason(
-    dec: Decoder, raw: bytes, reason: str
+    dec: AnyDecoder, raw: bytes, reason: str
 ) -> None:
     err = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(err, DecodeError), err
@@ -192,7 +201,7 @@ def test_hostile_predictions_are_refused_with_a_reason(
     assert len(err.detail) <= 200, "a detail never renders producer data whole"
 
 
-def test_hostile_labels_are_refused_with_a_reason(dec: Decoder) -> None:
+def test_hostile_labels_are_refused_with_a_reason(dec: AnyDecoder) -> None:
     def label(**raw: bytes) -> bytes:
         fields = {"id": b'"9f1c"', "model": b'"fraud"', "label": b"1", "timestamp": b"1795000000"}
         fields.update(raw)
@@ -208,7 +217,7 @@ def test_hostile_labels_are_refused_with_a_reason(dec: Decoder) -> None:
         assert isinstance(err, DecodeError) and err.reason == reason, (raw[:60], err)
 
 
-def test_an_event_time_up_to_now_plus_the_skew_is_accepted(dec: Decoder) -> None:
+def test_an_event_time_up_to_now_plus_the_skew_is_accepted(dec: AnyDecoder) -> None:
     p = dec.prediction(splice("timestamp", f"{NOW + SKEW!r}".encode()), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.timestamp == NOW + SKEW
     # The Kafka timestamp, used when the event has none, is bounded the same way.
@@ -218,12 +227,12 @@ def test_an_event_time_up_to_now_plus_the_skew_is_accepted(dec: Decoder) -> None
     assert isinstance(err, DecodeError) and err.reason == "future_timestamp"
 
 
-def test_ids_zero_and_numeric_versions_are_representable(dec: Decoder) -> None:
+def test_ids_zero_and_numeric_versions_are_representable(dec: AnyDecoder) -> None:
     p = dec.prediction(orjson.dumps(good(id=0, version=3)), KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and (p.id, p.version) == ("0", "3")
 
 
-def test_unknown_features_may_be_anything_they_are_counted_not_stored(dec: Decoder) -> None:
+def test_unknown_features_may_be_anything_they_are_counted_not_stored(dec: AnyDecoder) -> None:
     raw = splice("features", b'{"amount": 1.0, "deep": ' + nested(1000) + b"}")
     p = dec.prediction(raw, KAFKA_TS, now=NOW)
     assert isinstance(p, Prediction) and p.features["amount"] == 1.0

@@ -1,5 +1,6 @@
-"""The decoder at its edges: score and timestamp limits, the exact error details, and the typed
-fast path really deciding the usual records (the exact path is not consulted)."""
+"""The decoder at its edges: score and timestamp limits, the exact error details, and the
+columns really deciding the usual records (the exact path is not consulted) while the exact
+decoder never consults the typed envelopes."""
 
 from __future__ import annotations
 
@@ -8,24 +9,30 @@ import pytest
 
 from monitor.events import DecodeError, Label, Prediction
 from monitor.ingest.decode import MAX_TIMESTAMP, MIN_TIMESTAMP, Decoder, parse_timestamp, show
+from monitor.ingest.fast_decode import FastPath, TypedPredictions
 from monitor.settings import FieldMapping
+from tests.support.decoding import BatchOfOne
 
 KAFKA_TS = 1_795_000_000.0
 NOW = 1_796_000_000.0
+EXACT = Decoder(FieldMapping(), max_future_skew=300.0)
+BATCH = BatchOfOne(FieldMapping(), max_future_skew=300.0)
+
+
+def refuse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the other path was used")
 
 
 @pytest.fixture
-def fast_only(monkeypatch: pytest.MonkeyPatch) -> Decoder:
-    def no_exact_path(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the exact path was used")
-
-    monkeypatch.setattr(Decoder, "_head", no_exact_path)
-    return Decoder(FieldMapping(), max_future_skew=300.0)
+def columns_only(monkeypatch: pytest.MonkeyPatch) -> BatchOfOne:
+    monkeypatch.setattr(Decoder, "prediction", refuse)
+    monkeypatch.setattr(Decoder, "label", refuse)
+    return BatchOfOne(FieldMapping(), max_future_skew=300.0)
 
 
-def test_a_usual_prediction_is_decided_by_the_fast_path(fast_only: Decoder) -> None:
+def test_a_usual_prediction_is_decided_by_the_columns(columns_only: BatchOfOne) -> None:
     raw = orjson.dumps({"id": 7, "model": "m", "version": 3, "features": {"a": 1}, "score": 0.5})
-    assert fast_only.prediction(raw, KAFKA_TS, now=NOW) == Prediction(
+    assert columns_only.prediction(raw, KAFKA_TS, now=NOW) == Prediction(
         id="7",
         model="m",
         version="3",
@@ -36,13 +43,13 @@ def test_a_usual_prediction_is_decided_by_the_fast_path(fast_only: Decoder) -> N
     )
 
 
-def test_a_usual_label_is_decided_by_the_fast_path(fast_only: Decoder) -> None:
+def test_a_usual_label_is_decided_by_the_columns(columns_only: BatchOfOne) -> None:
     raw = orjson.dumps({"id": "e1", "model": "m", "label": 1})
-    assert fast_only.label(raw, KAFKA_TS, now=NOW) == Label(
+    assert columns_only.label(raw, KAFKA_TS, now=NOW) == Label(
         id="e1", model="m", label=1, timestamp=KAFKA_TS
     )
     timed = orjson.dumps({"id": "e1", "model": "m", "label": "cat", "timestamp": NOW + 300})
-    assert fast_only.label(timed, KAFKA_TS, now=NOW) == Label(
+    assert columns_only.label(timed, KAFKA_TS, now=NOW) == Label(
         id="e1",
         model="m",
         label="cat",
@@ -59,12 +66,10 @@ def test_event_times_from_2000_up_to_but_excluding_2100() -> None:
     assert parse_timestamp("2100-01-01T00:00:00Z") is None
 
 
-def decode(fast: bool = True, **fields: object) -> Prediction | DecodeError:
+def decode(dec: Decoder | BatchOfOne, **fields: object) -> Prediction | DecodeError:
     event: dict[str, object] = {"id": "e", "model": "m", "timestamp": KAFKA_TS, "prediction": 1}
     event.update(fields)
-    return Decoder(FieldMapping(), max_future_skew=300.0, fast=fast).prediction(
-        orjson.dumps(event), KAFKA_TS, now=NOW
-    )
+    return dec.prediction(orjson.dumps(event), KAFKA_TS, now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -82,32 +87,38 @@ def decode(fast: bool = True, **fields: object) -> Prediction | DecodeError:
         ),
     ],
 )
-def test_refusals_say_exactly_why(fields: dict[str, object], detail: str) -> None:
-    out = decode(True, **fields)
+@pytest.mark.parametrize("dec", [EXACT, BATCH], ids=["exact path", "batch path"])
+def test_refusals_say_exactly_why(
+    dec: Decoder | BatchOfOne, fields: dict[str, object], detail: str
+) -> None:
+    out = decode(dec, **fields)
     assert isinstance(out, DecodeError)
     assert out.detail == detail
 
 
-@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("score", [0.0, 1.0, 0, 1, {"a": 0.0, "b": 1.0}, {"a": 0, "b": 1}])
-def test_probabilities_at_both_ends_are_accepted(score: object, fast: bool) -> None:
-    out = decode(fast, score=score)
+def test_probabilities_at_both_ends_are_accepted(score: object) -> None:
+    out = decode(EXACT, score=score)
     assert isinstance(out, Prediction)
     expected = {k: float(v) for k, v in score.items()} if isinstance(score, dict) else score
     assert out.score == expected
+    # The columns accept them too (not only through the exact fallback), with the same values.
+    raw = orjson.dumps({"id": "e", "model": "m", "timestamp": KAFKA_TS, "score": score})
+    assert repr(BATCH.prediction_by_columns(raw, KAFKA_TS, now=NOW)) == repr(
+        EXACT.prediction(raw, KAFKA_TS, now=NOW)
+    )
 
 
-def test_without_the_fast_path_only_the_exact_path_decides(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_fast_path(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the fast path was used")
-
-    monkeypatch.setattr(Decoder, "_fast_prediction", no_fast_path)
-    monkeypatch.setattr(Decoder, "_fast_label", no_fast_path)
-    exact = Decoder(FieldMapping(), max_future_skew=300.0, fast=False)
+def test_the_exact_path_decides_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline sends a record the columns refused to the exact decoder: it must not try
+    the typed envelopes again."""
+    for kind in (FastPath, TypedPredictions):
+        monkeypatch.setattr(kind, "__call__", refuse)
+        monkeypatch.setattr(kind, "many", refuse)
     prediction = orjson.dumps({"id": "e", "model": "m", "prediction": 1})
     label = orjson.dumps({"id": "e", "model": "m", "label": 0})
-    assert isinstance(exact.prediction(prediction, KAFKA_TS, now=NOW), Prediction)
-    assert isinstance(exact.label(label, KAFKA_TS, now=NOW), Label)
+    assert isinstance(EXACT.prediction(prediction, KAFKA_TS, now=NOW), Prediction)
+    assert isinstance(EXACT.label(label, KAFKA_TS, now=NOW), Label)
 
 
 def test_show_bounds_what_it_renders() -> None:
@@ -119,7 +130,6 @@ def test_show_bounds_what_it_renders() -> None:
     assert show(10**41) == str(10**41)  # 42 characters fit
 
 
-EXACT = Decoder(FieldMapping(), max_future_skew=300.0, fast=False)
 BASE: dict[str, object] = {"id": "e", "model": "m", "prediction": 1, "label": 1}
 
 

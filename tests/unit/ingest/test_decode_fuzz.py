@@ -1,4 +1,6 @@
-"""Decoder fuzzing: whatever the bytes, an event or a :class:`DecodeError`, never an exception.
+"""Decoder fuzzing: whatever the bytes, an event or a :class:`DecodeError`, never an exception,
+on the exact path and on the daemon's (a batch of one through the columns, typed features for
+the configured model, the exact decoder for what they refuse).
 
 Hypothesis in every run (``make test``); ``make fuzz`` runs the coverage-guided atheris harness
 in ``tests/fuzz/fuzz_decode.py`` for longer.
@@ -17,9 +19,13 @@ from monitor.events import DecodeError, Label, Prediction
 from monitor.ingest.decode import REASONS, Decoder
 from monitor.settings import FieldMapping
 from monitor.state.bootstrap import slim
+from monitor.vocabulary import FeatureKind
+from tests.support.decoding import BatchOfOne
 
 NOW = 1_796_000_000.0
-SCHEMAS = {"fraud": {"amount": "numeric", "country": "categorical"}}
+SCHEMAS: dict[str, dict[str, FeatureKind]] = {
+    "fraud": {"amount": "numeric", "country": "categorical"}
+}
 FIELDS = ("id", "model", "version", "timestamp", "features", "prediction", "score", "label")
 
 NUMBERS = st.one_of(
@@ -43,17 +49,19 @@ def deep(depth: int, leaf: bytes, obj: bool) -> bytes:
     return (b'{"a":' * depth + leaf + b"}" * depth) if obj else (b"[" * depth + leaf + b"]" * depth)
 
 
-def decoder() -> Decoder:
-    return Decoder(FieldMapping(), max_future_skew=300.0)
+DECODERS = (
+    Decoder(FieldMapping(), max_future_skew=300.0),
+    BatchOfOne(FieldMapping(), max_future_skew=300.0, models=SCHEMAS),
+)
 
 
 def check(raw: bytes | None) -> None:
-    dec = decoder()
-    for decode, kind in ((dec.prediction, Prediction), (dec.label, Label)):
-        out = decode(raw, NOW - 60, now=NOW)
-        if isinstance(out, DecodeError):
-            assert out.reason in REASONS and len(out.detail) <= 200, out
-        else:
+    for dec in DECODERS:
+        for decode, kind in ((dec.prediction, Prediction), (dec.label, Label)):
+            out = decode(raw, NOW - 60, now=NOW)
+            if isinstance(out, DecodeError):
+                assert out.reason in REASONS and len(out.detail) <= 200, out
+                continue
             assert isinstance(out, kind)
             assert out.timestamp <= NOW + 300.0
             assert out.id != "" and isinstance(out.id, str)

@@ -1,7 +1,9 @@
-"""The typed fast path decodes exactly what the exact path decodes, or leaves it to it.
+"""The typed envelopes, in the columns the daemon decodes with, decode exactly what the exact
+path decodes, or leave it to it.
 
-Every input is decoded twice, with and without the fast path, and the results must be
-identical (``repr`` tells ``1`` from ``1.0`` and ``True``, and ``-0.0`` from ``0.0``).
+Every input is decoded twice, by the exact decoder and as the daemon decodes it (a batch of one
+through the columns, the exact decoder for what they refuse), and the results must be identical
+(``repr`` tells ``1`` from ``1.0`` and ``True``, and ``-0.0`` from ``0.0``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from monitor.events import Prediction
 from monitor.ingest.decode import Decoder
 from monitor.ingest.fast_decode import TypedPredictions, fast_paths
 from monitor.settings import FieldMapping
+from tests.support.decoding import BatchOfOne
 
 from .test_decode_fuzz import JSON, NOW, NUMBERS, SCALARS, TEXT
 
-FAST = Decoder(FieldMapping(), max_future_skew=300.0)
-EXACT = Decoder(FieldMapping(), max_future_skew=300.0, fast=False)
+BATCH = BatchOfOne(FieldMapping(), max_future_skew=300.0)
+EXACT = Decoder(FieldMapping(), max_future_skew=300.0)
 #: Values a field of a valid envelope may take, and neighbours that it may not.
 FIELD_VALUES = st.one_of(
     SCALARS,
@@ -34,8 +37,8 @@ FIELDS = ("id", "model", "version", "timestamp", "features", "prediction", "scor
 
 
 def same(raw: bytes | None) -> None:
-    for fast, exact in ((FAST.prediction, EXACT.prediction), (FAST.label, EXACT.label)):
-        assert repr(fast(raw, NOW - 60, now=NOW)) == repr(exact(raw, NOW - 60, now=NOW))
+    for batch, exact in ((BATCH.prediction, EXACT.prediction), (BATCH.label, EXACT.label)):
+        assert repr(batch(raw, NOW - 60, now=NOW)) == repr(exact(raw, NOW - 60, now=NOW))
 
 
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
@@ -85,7 +88,7 @@ def test_edges_decode_the_same(raw: bytes) -> None:
     same(raw)
 
 
-def test_the_usual_event_takes_the_fast_path() -> None:
+def test_the_usual_event_is_decided_by_the_columns() -> None:
     paths = fast_paths(FieldMapping())
     assert paths is not None
     raw = orjson.dumps(
@@ -100,7 +103,8 @@ def test_the_usual_event_takes_the_fast_path() -> None:
         }
     )
     assert paths[0](raw) is not None
-    assert isinstance(out := FAST.prediction(raw, NOW, now=NOW), Prediction)
+    assert isinstance(out := BATCH.prediction_by_columns(raw, NOW, now=NOW), Prediction)
+    assert repr(out) == repr(EXACT.prediction(raw, NOW, now=NOW))
     assert out.features == {"amount": 12.5, "country": "DE", "n": 3, "flag": None}
 
 
@@ -123,11 +127,18 @@ def test_a_key_of_the_producers_own_keeps_the_fast_path_unless_the_record_is_inv
 def test_nested_or_shared_keys_have_no_fast_path() -> None:
     assert fast_paths(FieldMapping(id="meta.id")) is None
     assert fast_paths(FieldMapping(score="prediction")) is None
+    nested = b'{"meta":{"id":7},"model":"m","prediction":0}'
+    for fields in (FieldMapping(id="meta.id"), FieldMapping(score="prediction")):
+        alone = BatchOfOne(fields, max_future_skew=300.0)
+        assert alone.prediction_by_columns(nested, NOW, now=NOW) is None  # all the exact way
+        want = Decoder(fields, max_future_skew=300.0).prediction(nested, NOW, now=NOW)
+        assert repr(alone.prediction(nested, NOW, now=NOW)) == repr(want)
     fields = FieldMapping(id="event_id", features="inputs")
     raw = b'{"event_id":7,"model":"m","inputs":{"a":1},"prediction":0}'
-    fast = Decoder(fields, max_future_skew=300.0)
-    exact = Decoder(fields, max_future_skew=300.0, fast=False)
-    assert repr(fast.prediction(raw, NOW, now=NOW)) == repr(exact.prediction(raw, NOW, now=NOW))
+    batch = BatchOfOne(fields, max_future_skew=300.0)
+    exact = Decoder(fields, max_future_skew=300.0)
+    out = batch.prediction_by_columns(raw, NOW, now=NOW)  # renamed flat keys keep the columns
+    assert out is not None and repr(out) == repr(exact.prediction(raw, NOW, now=NOW))
     paths = fast_paths(fields)
     assert paths is not None and paths[0](raw) is not None
 

@@ -1,5 +1,6 @@
-"""Label event times (epoch, RFC 3339, the Kafka time when absent or null, the refusals) on
-both decoder paths, and tombstones (null-value records) through ``Pipeline.decode``."""
+"""Label event times (epoch, RFC 3339, the Kafka time when absent or null, the refusals) on the
+exact path and on the daemon's (a batch of one through the columns, the exact decoder for what
+they refuse), and tombstones (null-value records) through ``Pipeline.decode``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from monitor.events import DecodeError, Label, RawRecord
 from monitor.ingest.decode import Decoder
 from monitor.settings import FieldMapping, Settings
+from tests.support.decoding import BatchOfOne
 from tests.support.pipeline_rig import pipeline, record
 
 KAFKA_TS = 1_795_000_000.0
@@ -16,9 +18,12 @@ NOW = 1_796_000_000.0
 SKEW = 300.0
 
 
-@pytest.fixture(params=[True, False], ids=["fast path", "exact path"])
-def dec(request: pytest.FixtureRequest) -> Decoder:
-    return Decoder(FieldMapping(), max_future_skew=SKEW, fast=request.param)
+AnyDecoder = Decoder | BatchOfOne
+
+
+@pytest.fixture(params=[BatchOfOne, Decoder], ids=["batch path", "exact path"])
+def dec(request: pytest.FixtureRequest) -> AnyDecoder:
+    return request.param(FieldMapping(), max_future_skew=SKEW)  # type: ignore[no-any-return]
 
 
 def label(**over: object) -> bytes:
@@ -41,7 +46,7 @@ def label(**over: object) -> bytes:
     ],
     ids=["epoch int", "epoch float", "rfc3339 Z", "rfc3339 offset", "absent", "null", "at skew"],
 )
-def test_label_event_time(dec: Decoder, raw: bytes, expected: float) -> None:
+def test_label_event_time(dec: AnyDecoder, raw: bytes, expected: float) -> None:
     lab = dec.label(raw, KAFKA_TS, now=NOW)
     assert isinstance(lab, Label), lab
     assert lab.timestamp == expected
@@ -60,15 +65,17 @@ def test_label_event_time(dec: Decoder, raw: bytes, expected: float) -> None:
     ],
     ids=["milliseconds", "text", "boolean", "future", "future kafka time", "naive"],
 )
-def test_label_event_time_refused(dec: Decoder, raw: bytes, kafka_ts: float, reason: str) -> None:
+def test_label_event_time_refused(
+    dec: AnyDecoder, raw: bytes, kafka_ts: float, reason: str
+) -> None:
     err = dec.label(raw, kafka_ts, now=NOW)
     assert isinstance(err, DecodeError) and err.reason == reason, err
 
 
 def test_label_time_from_a_mapped_nested_field() -> None:
     fields = FieldMapping(timestamp="meta.at", label="truth")
-    for fast in (True, False):
-        dec = Decoder(fields, max_future_skew=SKEW, fast=fast)
+    for kind in (BatchOfOne, Decoder):
+        dec = kind(fields, max_future_skew=SKEW)
         raw = b'{"id": "p1", "model": "fraud", "truth": 0, "meta": {"at": 1795003600}}'
         lab = dec.label(raw, KAFKA_TS, now=NOW)
         assert isinstance(lab, Label) and (lab.timestamp, lab.label) == (1795003600.0, 0)
