@@ -27,7 +27,7 @@ from monitor.events import PredictionBatch
 from monitor.reference.bins import CategoricalProfile
 from monitor.state import restore_checks as checks
 from monitor.state.layout import PREDICTION, Slot
-from monitor.state.window import FloatArray, IntArray, pane_ids
+from monitor.state.window import FloatArray, IntArray, distinct_panes, pane_ids
 from monitor.stats.heavy_hitters import DEFAULT_CAPACITY, MisraGries
 from monitor.vocabulary import canonical_key
 
@@ -83,7 +83,7 @@ class UnseenPanes:
             return
         panes = pane_ids(timestamps, self.pane)
         inside = (panes > head - self.n_panes) & (panes <= head)
-        for pane_id in np.unique(panes[inside]).tolist():
+        for pane_id in distinct_panes(panes[inside]):
             picked = np.flatnonzero(panes == pane_id).tolist()
             sketches = self.panes.setdefault(pane_id, {})
             sketch = sketches.setdefault(feature, MisraGries(self.capacity))
