@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,62 @@ class RawRecord(NamedTuple):
     timestamp: float  # the Kafka record timestamp, epoch seconds
     key: bytes | None
     value: bytes | None
+
+
+class RecordBatch(Sequence[RawRecord]):
+    """One poll's records as columns, each read from the client's messages in one C loop; a
+    sequence of :class:`RawRecord` (built on demand) for the rare reader of one record.
+
+    >>> b = RecordBatch.of([RawRecord("t", 0, 7, 1.5, None, b"{}")] * 3)
+    >>> len(b), b.offsets, b[1], b.take([2]).values
+    (3, [7, 7, 7], RawRecord(topic='t', partition=0, offset=7, timestamp=1.5, key=None, \
+value=b'{}'), [b'{}'])
+    """
+
+    __slots__ = ("keys", "offsets", "partitions", "timestamps", "topics", "values")
+
+    def __init__(
+        self,
+        topics: list[str],
+        partitions: list[int],
+        offsets: list[int],
+        timestamps: list[float],
+        keys: list[bytes | None],
+        values: list[bytes | None],
+    ) -> None:
+        self.topics, self.partitions, self.offsets = topics, partitions, offsets
+        self.timestamps, self.keys, self.values = timestamps, keys, values
+
+    @classmethod
+    def of(cls, records: Sequence[RawRecord]) -> RecordBatch:
+        """``records`` as columns (itself if it is a batch already)."""
+        if isinstance(records, RecordBatch):
+            return records
+        if not records:
+            return cls([], [], [], [], [], [])
+        return cls(*map(list, zip(*records, strict=True)))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, i: int) -> RawRecord: ...
+    @overload
+    def __getitem__(self, i: slice) -> RecordBatch: ...
+    def __getitem__(self, i: int | slice) -> RawRecord | RecordBatch:
+        if isinstance(i, slice):
+            return RecordBatch(*(column[i] for column in self._columns()))
+        return RawRecord(*(column[i] for column in self._columns()))
+
+    def take(self, rows: Sequence[int]) -> RecordBatch:
+        """The records at ``rows``, in that order."""
+        pick = itemgetter(*rows) if len(rows) > 1 else None
+        if pick is None:
+            return RecordBatch(*([column[i] for i in rows] for column in self._columns()))
+        return RecordBatch(*(list(pick(column)) for column in self._columns()))
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return self.topics, self.partitions, self.offsets, self.timestamps, self.keys, self.values
 
 
 class Prediction(NamedTuple):

@@ -2,7 +2,8 @@
 
 It is the only production module that makes kafka-python clients (:mod:`monitor.ingest.dead_letter`,
 which writes through the producer made here, imports only ``kafka``'s error classes).
-Everything past it sees :class:`~monitor.events.RawRecord`; the other client, confluent-kafka,
+Everything past it sees :class:`~monitor.events.RawRecord` (in columns: a
+:class:`~monitor.events.RecordBatch`); the other client, confluent-kafka,
 is :mod:`monitor.ingest.confluent_source`, another implementation of
 :class:`~monitor.ingest.source.Source` (``kafka.client: confluent``).
 """
@@ -13,13 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from monitor.events import DeadLetter, Offsets, RawRecord
+from monitor.events import DeadLetter, Offsets, RawRecord, RecordBatch
 from monitor.ingest.dead_letter import DeadLetterWriter
 from monitor.ingest.progress import Progress
 from monitor.ingest.source import Hooks
@@ -27,6 +29,10 @@ from monitor.serve.ops_metrics import OpsMetrics
 from monitor.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+#: A kafka-python ``ConsumerRecord``'s fields.
+_TOPIC, _PARTITION, _OFFSET, _TIMESTAMP, _KEY, _VALUE = map(
+    attrgetter, ("topic", "partition", "offset", "timestamp", "key", "value")
+)
 
 
 def check_brokers(cfg: KafkaSettings, timeout: float = 4.0) -> tuple[bool, str, list[str]]:
@@ -198,7 +204,7 @@ class KafkaSource:
                 log.warning("commit on revocation failed (%s); the checkpoint keeps them", exc)
 
     # -- consume thread -------------------------------------------------------------------------
-    def poll(self, timeout: float) -> list[RawRecord]:
+    def poll(self, timeout: float) -> RecordBatch:
         batches = self._consumer.poll(
             timeout_ms=int(timeout * 1000), max_records=self._cfg.max_poll_records
         )
@@ -206,13 +212,14 @@ class KafkaSource:
             batches = self._take_over(batches, self._takeover)
         if self._replay:
             batches = self._start_replays(batches)
-        out: list[RawRecord] = []
-        new = tuple.__new__  # RawRecord(...) goes through a Python-level __new__: twice the cost
-        for records in batches.values():
-            out.extend(
-                new(RawRecord, (r.topic, r.partition, r.offset, r.timestamp / 1e3, r.key, r.value))
-                for r in records
-            )
+        out = RecordBatch([], [], [], [], [], [])
+        for records in batches.values():  # a column per field, each read in one C loop
+            out.topics.extend(map(_TOPIC, records))
+            out.partitions.extend(map(_PARTITION, records))
+            out.offsets.extend(map(_OFFSET, records))
+            out.timestamps.extend([ms / 1e3 for ms in map(_TIMESTAMP, records)])
+            out.keys.extend(map(_KEY, records))
+            out.values.extend(map(_VALUE, records))
         if not out and self._consumer.assignment() and not self._replay:
             self.caught_up = True
         return out

@@ -9,9 +9,8 @@ since start (the evidence ranges a webhook carries).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
 
-from monitor.events import Offsets, RawRecord
+from monitor.events import Offsets, RawRecord, RecordBatch
 
 
 def _one(values: Iterable[object]) -> bool:
@@ -28,18 +27,22 @@ class Progress:
 
     def mark(self, records: Sequence[RawRecord]) -> None:
         """Count ``records`` as processed (call under the ingest lock)."""
-        if _one(map(attrgetter("partition"), records)) and _one(map(attrgetter("topic"), records)):
-            # The usual batch: one partition, its offsets and their bound read in C.
-            key = records[0].topic, records[0].partition
-            offsets = list(map(attrgetter("offset"), records))
-            self._next[key] = max(max(offsets) + 1, self._next.get(key, -1))
-            self._first.setdefault(key, offsets[0])
+        batch = RecordBatch.of(records)
+        if not batch:
             return
-        for r in records:
-            key = (r.topic, r.partition)
-            if r.offset + 1 > self._next.get(key, -1):
-                self._next[key] = r.offset + 1
-            self._first.setdefault(key, r.offset)
+        if _one(batch.partitions) and _one(batch.topics):
+            # The usual batch: one partition, the bound of its offsets read in C.
+            key = batch.topics[0], batch.partitions[0]
+            self._next[key] = max(max(batch.offsets) + 1, self._next.get(key, -1))
+            self._first.setdefault(key, batch.offsets[0])
+            return
+        for topic, partition, offset in zip(
+            batch.topics, batch.partitions, batch.offsets, strict=True
+        ):
+            key = topic, partition
+            if offset + 1 > self._next.get(key, -1):
+                self._next[key] = offset + 1
+            self._first.setdefault(key, offset)
 
     def get(self, topic: str, partition: int) -> int | None:
         """The next offset to process in this partition, if known."""

@@ -32,6 +32,7 @@ from monitor.events import (
     Prediction,
     PredictionBatch,
     RawRecord,
+    RecordBatch,
     Stream,
 )
 from monitor.ingest.columns import ColumnDecoder
@@ -78,7 +79,7 @@ class Decoded:
     predictions: dict[tuple[str, int], PredictionBatch] = field(default_factory=dict)
     labels: dict[tuple[str, int], LabelBatch] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
-    sources: dict[tuple[Stream, str, int], list[RawRecord]] = field(
+    sources: dict[tuple[Stream, str, int], Sequence[RawRecord]] = field(
         default_factory=lambda: defaultdict(list)
     )
 
@@ -125,12 +126,16 @@ class Pipeline:
         """Decode a batch without touching any state; invalid records are counted here."""
         out = Decoded()
         now = self._wall()
-        topics = self._topics
-        streams = [topics.get(rec.topic) for rec in records]
+        batch, topics = RecordBatch.of(records), self._topics
+        if len(set(batch.topics)) == 1:  # the usual batch: one partition's records
+            if (only := topics.get(batch.topics[0])) is not None:
+                self._decode_stream(only, batch, now, out)
+            return out
+        streams = [topics.get(topic) for topic in batch.topics]
         for stream in ("predictions", "labels"):
-            mine = [rec for rec, s in zip(records, streams, strict=True) if s == stream]
+            mine = [i for i, s in enumerate(streams) if s == stream]
             if mine:
-                self._decode_stream(stream, mine, now, out)
+                self._decode_stream(stream, batch.take(mine), now, out)
         return out
 
     def _guard_decode(
@@ -143,7 +148,7 @@ class Pipeline:
             return DecodeError("internal_error", internal_error(exc))
 
     def _decode_stream(
-        self, stream: Stream, records: list[RawRecord], now: float, out: Decoded
+        self, stream: Stream, records: RecordBatch, now: float, out: Decoded
     ) -> None:
         """The typed columns of one stream's records first; the records they leave, one by one
         (the exact path, which names each refusal). Each (model, partition) keeps the records'
@@ -155,13 +160,11 @@ class Pipeline:
             self._decoder.prediction if stream == "predictions" else self._decoder.label
         )
         try:
-            at, models, batch = columns(
-                [rec.value for rec in records], [rec.timestamp for rec in records], now=now
-            )
+            at, models, batch = columns(records.values, records.timestamps, now=now)
         except Exception:  # a bug of the batch path: every record goes the exact way
             log.exception("decoding a batch of %d %s failed", len(records), stream)
             at, models, batch = [], [], kind.of("", [])
-        partitions = [rec.partition for rec in records]
+        partitions = records.partitions
         if len(at) == len(records) and len(set(models)) == 1 and len(set(partitions)) == 1:
             # The usual batch: one model, one partition, every record on the typed path.
             group = models[0], partitions[0]
@@ -232,7 +235,7 @@ class Pipeline:
         apply: Callable[[str, B], None],
         model: str,
         events: B,
-        sources: list[RawRecord],
+        sources: Sequence[RawRecord],
         dead: list[DeadLetter],
     ) -> None:
         """Apply a model's events; if that raises, one by one, dead-lettering the culprits."""

@@ -17,7 +17,10 @@ class Source(Protocol):
 
     caught_up: bool
 
-    def poll(self, timeout: float) -> list[RawRecord]: ...
+    def poll(self, timeout: float) -> Sequence[RawRecord]:
+        """The next records (a :class:`~monitor.events.RecordBatch` from both adapters)."""
+        ...
+
     def dead_letter(
         self,
         items: Sequence[DeadLetter],

@@ -198,7 +198,7 @@ def test_a_batch_of_the_usual_events_is_one_group_of_typed_columns() -> None:
     assert batch.feature_rows(["c", "x"]) == [(None, None)] + [("DE", i) for i in range(1, 5)]
     assert batch.feature_dicts()[:2] == [{}, {"x": 1, "c": "DE"}]
     assert batch.versions == [None] * 5
-    assert got.sources["predictions", "fraud", 3] == records
+    assert list(got.sources["predictions", "fraud", 3]) == records
 
 
 def test_an_unknown_feature_or_model_keeps_the_features_objects() -> None:

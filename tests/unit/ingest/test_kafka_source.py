@@ -203,7 +203,7 @@ def test_a_failed_offsets_for_times_is_retried_at_the_next_poll_and_blocks_catch
     out = rig.source.poll(0.5)
     assert [(r.partition, r.offset) for r in out] == [(0, 42)]  # P1's record is not counted
     assert [c for c in rig.consumer.calls if c[0] in ("seek", "seek_to_end")] == [("seek", P0, 42)]
-    assert rig.source.poll(0.5) == []  # an empty poll, the retry fails again ...
+    assert list(rig.source.poll(0.5)) == []  # an empty poll, the retry fails again ...
     assert rig.source.caught_up is False  # ... not caught up while a replay is pending
     assert rig.consumer.of("offsets_for_times") == [("offsets_for_times", {P1: START_MS}, 5000)] * 2
 
@@ -212,12 +212,12 @@ def test_the_retry_seeks_once_it_gets_an_answer(rig: Rig) -> None:
     rig.consumer.assign({P0, P1})
     rig.consumer.times += [KafkaTimeoutError("no answer"), {P1: OffsetAndTimestamp(9, 0, -1)}]
     rig.consumer.polls += [{P1: [rec(P1, 0)]}, {P1: [rec(P1, 1)]}, {P1: [rec(P1, 9)]}]
-    assert rig.source.poll(0.5) == []
+    assert list(rig.source.poll(0.5)) == []
     assert rig.source.caught_up is False
-    assert rig.source.poll(0.5) == []  # answered: P1 sought to 9, what it had fetched dropped
+    assert list(rig.source.poll(0.5)) == []  # answered: P1 sought to 9, what it had fetched dropped
     assert rig.consumer.calls[-1] == ("seek", P1, 9)
     assert [r.offset for r in rig.source.poll(0.5)] == [9]
-    assert rig.source.poll(0.5) == [] and rig.source.caught_up is True
+    assert list(rig.source.poll(0.5)) == [] and rig.source.caught_up is True
     assert len(rig.consumer.of("offsets_for_times")) == 2
 
 
