@@ -8,7 +8,8 @@ side of every statistic. :meth:`DriftPlan.evaluate` then gathers a window's cell
 per kind (a row per feature, value bins padded with cells empty on both sides, which no
 statistic sees, then the missing bin), folds the data-quality cells back (a mismatched value is
 missing, one below the range is in bin 0: :mod:`monitor.state.layout`), and runs the row-wise
-statistics of :mod:`monitor.stats.drift`. Numbers equal the one-feature functions on each slot.
+statistics of :mod:`monitor.stats.drift` (PSI and chi-square once, over every slot's small
+table side by side). Numbers equal the one-feature functions on each slot.
 """
 
 from __future__ import annotations
@@ -138,9 +139,10 @@ class DriftPlan:
         # PSI and chi-square of every slot in one table (numeric: coarse bins + missing;
         # categorical: categories + unseen + missing), zero-padded: a bin empty on both sides
         # adds nothing to either. Small tables: one call each instead of one per kind.
-        small = [k.ref_psi if k.numeric else k.ref for k in self._kinds if k.where.size]
-        self._small_ref = np.zeros((len(self.slots), max((t.shape[1] for t in small), default=0)))
-        for kind, table in zip((k for k in self._kinds if k.where.size), small, strict=True):
+        present = [kind for kind in self._kinds if kind.where.size]
+        tables = [kind.ref_psi if kind.numeric else kind.ref for kind in present]
+        self._small_ref = np.zeros((len(self.slots), max((t.shape[1] for t in tables), default=0)))
+        for kind, table in zip(present, tables, strict=True):
             self._small_ref[kind.where, : table.shape[1]] = table
 
     def evaluate(self, total: IntArray) -> FeatureColumns:
