@@ -76,10 +76,7 @@ value=b'{}'), [b'{}'])
 
     def take(self, rows: Sequence[int]) -> RecordBatch:
         """The records at ``rows``, in that order."""
-        pick = itemgetter(*rows) if len(rows) > 1 else None
-        if pick is None:
-            return RecordBatch(*([column[i] for i in rows] for column in self._columns()))
-        return RecordBatch(*(list(pick(column)) for column in self._columns()))
+        return RecordBatch(*([column[i] for i in rows] for column in self._columns()))
 
     def _columns(self) -> tuple[list[Any], ...]:
         return self.topics, self.partitions, self.offsets, self.timestamps, self.keys, self.values
