@@ -29,8 +29,8 @@ from monitor.stats.drift import psi
 
 
 @st.composite
-def numeric_profiles(draw: st.DrawFn) -> NumericProfile:
-    n_edges = draw(st.integers(0, 12))
+def numeric_profiles(draw: st.DrawFn, n_edges: int | None = None) -> NumericProfile:
+    n_edges = draw(st.integers(0, 12)) if n_edges is None else n_edges
     edges = np.cumsum(draw(st.lists(st.floats(0.5, 3.0), min_size=n_edges, max_size=n_edges)))
     steps = draw(st.lists(st.integers(0, 1), min_size=n_edges, max_size=n_edges))
     coarse = np.concatenate(([0], np.cumsum(steps))).astype(np.int64)
@@ -47,14 +47,19 @@ def categorical_profiles(draw: st.DrawFn) -> CategoricalProfile:
 
 @st.composite
 def layouts(draw: st.DrawFn) -> tuple[list[Slot], np.ndarray[Any, Any]]:
-    """Slots of mixed kinds side by side (gaps between them too), and a count vector."""
-    profiles: list[Profile] = draw(
-        st.lists(st.one_of(numeric_profiles(), categorical_profiles()), min_size=1, max_size=6)
-    )
+    """Slots of mixed kinds side by side (gaps between them too), and a count vector; or, as a
+    model's layout usually is, numeric slots of one width with no gap (cut out in blocks)."""
+    regular = draw(st.booleans())
+    if regular:  # one numeric width; a categorical slot or two may split the blocks
+        width = draw(st.integers(0, 12))
+        kinds = st.one_of(numeric_profiles(width), numeric_profiles(width), categorical_profiles())
+    else:
+        kinds = st.one_of(numeric_profiles(), categorical_profiles())
+    profiles: list[Profile] = draw(st.lists(kinds, min_size=1, max_size=8))
     slots, offset = [], draw(st.integers(0, 3))
     for p in profiles:
         slots.append(Slot(f"f{len(slots)}", p, offset))
-        offset += p.n_bins + EXTRA_CELLS + draw(st.integers(0, 2))
+        offset += p.n_bins + EXTRA_CELLS + (0 if regular else draw(st.integers(0, 2)))
     # Mostly small counts, some empty slots, an occasional large one.
     cells = draw(
         st.lists(
@@ -145,6 +150,31 @@ def test_every_feature_at_once_equals_each_alone(case: tuple[list[Slot], Any]) -
             assert math.isnan(cols.ks_statistic[i]) and math.isnan(cols.out_of_range[i])
         assert close(cols.psi[i], psi(ref_c, win_c))
         assert close(cols.chi2_pvalue[i], chi2_p(ref_c, win_c))
+
+
+@settings(max_examples=200, deadline=None)
+@given(layouts())
+def test_slots_cut_out_in_blocks_read_as_gathered_ones(case: tuple[list[Slot], Any]) -> None:
+    slots, cells = case
+    plan, gathered = DriftPlan(slots), DriftPlan(slots)
+    for kind in gathered._kinds:
+        kind.blocks = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # empty slots: NaN ratios
+        a, b = plan.evaluate(cells), gathered.evaluate(cells)
+    for name in a.__dataclass_fields__:
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+
+
+def test_a_models_usual_layout_is_cut_out_in_blocks() -> None:
+    numeric = NumericProfile(np.array([1.0, 2.0]), np.array([1, 2, 3, 4]), np.array([0, 0, 1]), 0.1)
+    cat = CategoricalProfile(("a", "b"), np.array([3, 4, 0, 1]))
+    slots, offset = [], 0
+    for p in (numeric, numeric, numeric, cat, numeric):
+        slots.append(Slot(f"f{len(slots)}", p, offset))
+        offset += p.n_bins + EXTRA_CELLS
+    size = numeric.n_bins + EXTRA_CELLS
+    assert DriftPlan(slots)._kinds[0].blocks == [(0, 3, size), (slots[4].offset, 1, size)]
 
 
 def test_a_count_vector_shorter_than_the_slots_is_refused() -> None:
