@@ -127,7 +127,7 @@ class Pipeline:
         out = Decoded()
         now = self._wall()
         batch, topics = RecordBatch.of(records), self._topics
-        if len(set(batch.topics)) == 1:  # the usual batch: one partition's records
+        if len(set(batch.topics)) == 1:  # the usual batch: one topic's records
             if (only := topics.get(batch.topics[0])) is not None:
                 self._decode_stream(only, batch, now, out)
             return out
