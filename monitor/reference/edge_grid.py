@@ -61,7 +61,7 @@ class EdgeGrid:
 
     def search(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
         """The number of edges below each value (NaN: all of them, as numpy sorts NaN last)."""
-        if self._grid is None:
+        if self._grid is None or x.ndim != 1:  # a scalar or a table: rare, searched plainly
             return np.searchsorted(self.edges, x)
         guess = self._walk(x, *self._grid)
         bounds = self._bounds

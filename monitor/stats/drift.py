@@ -262,13 +262,14 @@ def ks_against(
         raise ValueError(f"bin count mismatch: reference {ref_cdf.shape}, window {win.shape}")
     n_win = win[:, -1].astype(np.float64) if win.shape[1] else np.zeros(win.shape[0])
     empty = (n_ref <= 0.0) | (n_win <= 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: NaN (set below)
-        # These tables are a model's every fine bin, the largest arrays evaluated: in place,
-        # and max |cum_win - n_win * F_ref| divided by n_win once per row, a product per cell
-        # where a division costs several times as much.
-        gap = ref_cdf * n_win[:, None]
-        np.subtract(win, gap, out=gap)
-        statistic = np.abs(gap, out=gap).max(axis=1, initial=0.0) / n_win
+    with np.errstate(invalid="ignore"):  # empty rows: 0 / 0, NaN (set below)
+        # In place: these tables are a model's every fine bin, the largest arrays evaluated.
+        # A division per cell, not a product with 1 / n or a rescaled reference: correctly
+        # rounded, so equal shares compare equal (D is exactly 0 for a window shaped as the
+        # reference, as scipy's ks_2samp has it), whatever it costs.
+        gap = np.divide(win, n_win[:, None])
+        gap -= ref_cdf
+        statistic = np.abs(gap, out=gap).max(axis=1, initial=0.0)
         scale = np.sqrt(n_ref * n_win / (n_ref + n_win))
     statistic[empty] = math.nan
     pvalue = np.clip(kolmogorov(scale * statistic), 0.0, 1.0)

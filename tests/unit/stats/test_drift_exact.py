@@ -196,3 +196,16 @@ def test_chi2_with_counts_whose_products_overflow_int64_matches_scipy() -> None:
 def test_chi2_with_an_empty_window_is_undefined_with_no_degrees_of_freedom() -> None:
     r = chi2_two_sample([3, 4, 5], [0, 0, 0])
     assert math.isnan(r.statistic) and math.isnan(r.pvalue) and r.dof == 0
+
+
+def test_a_window_shaped_as_the_reference_has_no_ks_gap_at_all() -> None:
+    """Shares are divided, not multiplied back: equal shares compare equal, so a window that is
+    the reference scaled has D exactly 0 (as ks_2samp on such samples), never 1e-16."""
+    rng = np.random.default_rng(7)
+    cum_ref = np.cumsum(rng.integers(0, 50, (200, 30)), axis=1)
+    cum_ref[:, -1] += 1  # no empty reference
+    n_ref = cum_ref[:, -1].astype(np.float64)
+    cdf = cum_ref / n_ref[:, None]
+    for k in (1, 3, 7, 15, 1000):
+        d, p, _, _ = ks_against(cdf, n_ref, cum_ref * k)
+        assert d.tolist() == [0.0] * len(d) and p.tolist() == [1.0] * len(p)
