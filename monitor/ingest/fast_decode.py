@@ -73,47 +73,6 @@ class LabelEnvelope(Struct, forbid_unknown_fields=True, gc=False):
 S = TypeVar("S", PredictionEnvelope, LabelEnvelope)
 
 
-class FastPath(Generic[S]):
-    """Decodes one stream's envelope; ``None`` when the exact path must decide.
-
-    Parameters
-    ----------
-    base:
-        :class:`PredictionEnvelope` or :class:`LabelEnvelope`.
-    keys:
-        The producer's JSON key of each of ``base``'s fields.
-    """
-
-    def __init__(self, base: type[S], keys: dict[str, str]) -> None:
-        # A subclass's rename applies to the fields it declares: declared again, same types.
-        fields = [
-            (f.name, f.type) if f.required else (f.name, f.type, f.default)
-            for f in msgspec.structs.fields(base)
-        ]
-        strict, lenient = (
-            msgspec.json.Decoder(
-                msgspec.defstruct(
-                    base.__name__,
-                    fields,
-                    bases=(base,),
-                    rename=keys,
-                    forbid_unknown_fields=forbid,
-                    gc=False,
-                )
-            ).decode
-            for forbid in (True, False)
-        )
-        self._decode = _Strict(strict, lenient)
-        self.keys = keys
-
-    def __call__(self, raw: bytes) -> S | None:
-        return self._decode(raw)  # type: ignore[no-any-return]
-
-    def many(self, raws: Sequence[bytes | None]) -> list[S | None]:
-        """Each of ``raws`` decoded (``None`` where refused, or empty)."""
-        return self._decode.many(raws)
-
-
 class _Strict:
     """``strict``'s result; for a record it refuses only for an unknown key at the top level,
     ``lenient``'s (unknown keys skipped) once orjson has read the record whole; else None."""
@@ -153,6 +112,55 @@ class _Strict:
 _UNKNOWN = "Object contains unknown field"
 
 
+T = TypeVar("T")
+
+
+class _Decodes(Generic[T]):
+    """Both typed paths: one record, or a batch's (``None`` where refused, or empty)."""
+
+    _decode: _Strict
+
+    def __call__(self, raw: bytes) -> T | None:
+        return self._decode(raw)  # type: ignore[no-any-return]
+
+    def many(self, raws: Sequence[bytes | None]) -> list[T | None]:
+        return self._decode.many(raws)
+
+
+class FastPath(_Decodes[S]):
+    """Decodes one stream's envelope; ``None`` when the exact path must decide.
+
+    Parameters
+    ----------
+    base:
+        :class:`PredictionEnvelope` or :class:`LabelEnvelope`.
+    keys:
+        The producer's JSON key of each of ``base``'s fields.
+    """
+
+    def __init__(self, base: type[S], keys: dict[str, str]) -> None:
+        # A subclass's rename applies to the fields it declares: declared again, same types.
+        fields = [
+            (f.name, f.type) if f.required else (f.name, f.type, f.default)
+            for f in msgspec.structs.fields(base)
+        ]
+        strict, lenient = (
+            msgspec.json.Decoder(
+                msgspec.defstruct(
+                    base.__name__,
+                    fields,
+                    bases=(base,),
+                    rename=keys,
+                    forbid_unknown_fields=forbid,
+                    gc=False,
+                )
+            ).decode
+            for forbid in (True, False)
+        )
+        self._decode = _Strict(strict, lenient)
+        self.keys = keys
+
+
 def fast_paths(
     fields: FieldMapping,
 ) -> tuple[FastPath[PredictionEnvelope], FastPath[LabelEnvelope]] | None:
@@ -168,7 +176,7 @@ def fast_paths(
     return FastPath(PredictionEnvelope, pred), FastPath(LabelEnvelope, label)
 
 
-class TypedPredictions:
+class TypedPredictions(_Decodes[Any]):
     """Decodes a prediction of a configured model with typed features; ``None`` otherwise.
 
     The result has the envelope's fields but ``model`` (a class attribute: the union's tag)
@@ -235,13 +243,6 @@ class TypedPredictions:
             gc=False,
             namespace={"model": model, "no_features": features()},
         )
-
-    def __call__(self, raw: bytes) -> Any:
-        return self._decode(raw)
-
-    def many(self, raws: Sequence[bytes | None]) -> list[Any]:
-        """Each of ``raws`` decoded (``None`` where refused, or empty)."""
-        return self._decode.many(raws)
 
 
 def unset_as(value: Any, default: Any) -> Any:
