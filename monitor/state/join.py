@@ -140,15 +140,17 @@ class LabelJoin:
 
         ``legacy``: the same ids' blake2b keys, while :attr:`legacy` rows remain (those are
         only ever in the sorted part: the buffer takes new keys only)."""
-        _, first = np.unique(keys, return_index=True)
-        fresh = np.zeros(keys.size, dtype=bool)
-        fresh[first] = True
-        fresh &= self._find(keys) < 0
+        # Each distinct key once, in order: the sorted part is searched by ascending keys,
+        # which walks it front to back (far fewer cache misses than random ones).
+        distinct, first = np.unique(keys, return_index=True)
+        new = self._find(distinct) < 0
         if legacy is not None:
-            fresh &= self._find(legacy) < 0
+            new &= self._find(legacy[first]) < 0
         if self.buffer:
-            buffered = map(self.buffer.__contains__, keys.tolist())
-            fresh &= ~np.fromiter(buffered, dtype=bool, count=keys.size)
+            buffered = map(self.buffer.__contains__, distinct.tolist())
+            new &= ~np.fromiter(buffered, dtype=bool, count=distinct.size)
+        fresh = np.zeros(keys.size, dtype=bool)
+        fresh[first[new]] = True
         return fresh
 
     def add_predictions(

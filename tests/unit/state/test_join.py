@@ -175,6 +175,34 @@ def test_duplicate_predictions_count_once_and_the_first_copy_wins() -> None:
     assert tuples(pairs) == [(1.0, 1.0, (np.float32(0.1).item(),), 0.0, 8.0)]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(st.lists(st.integers(0, 30), max_size=12), st.booleans()), max_size=8
+    ),
+    old=st.sets(st.integers(0, 30), max_size=6),
+)
+def test_unseen_is_first_occurrence_of_a_key_never_held(
+    batches: list[tuple[list[int], bool]], old: set[int]
+) -> None:
+    """Against a set: wherever a key is held (sorted part, buffer) and under either hash."""
+    j, held = make_join(), set(old)
+    legacy = {i: 10_000 + i for i in range(31)}  # stand-ins for the ids' blake2b keys
+    olds = np.array([legacy[i] for i in sorted(old)], np.uint64)
+    j.insert(olds, np.zeros(olds.size), np.ones(olds.size), np.zeros((olds.size, 1), np.float32))
+    j.expire(now=0.0)  # the old rows are in the sorted part, as a restored join holds them
+    for ids, merge in batches:
+        keys = np.array(ids, np.uint64)
+        fresh = j.unseen(keys, np.array([legacy[i] for i in ids], np.uint64))
+        want = [i not in held and i not in ids[:at] for at, i in enumerate(ids)]
+        assert fresh.tolist() == want
+        new = keys[fresh]
+        j.insert(new, np.zeros(new.size), np.ones(new.size), np.zeros((new.size, 1), np.float32))
+        held.update(ids)
+        if merge:
+            j.expire(now=0.0)
+
+
 @pytest.mark.parametrize("where", ["early", "buffer", "sorted"])
 def test_duplicate_labels_count_once_and_the_first_label_wins(where: str) -> None:
     j = make_join()
