@@ -99,7 +99,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if revoked:
-            await self._source._on_revoked()
+            await self._source._on_revoked(revoked)
 
     async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
         # Evicted from the group: another member may own these already; committing now could
@@ -190,8 +190,12 @@ class KafkaSource:
         self._takeover = list(assigned) if self._hooks is not None else None
         self.caught_up = False
 
-    async def _on_revoked(self) -> None:
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         offsets = self._hooks.on_revoke() if self._hooks else None
+        # Only the partitions given up: a checkpoint also covers partitions owned earlier (or
+        # restored from disk) which another member may have committed past since.
+        mine = {(tp.topic, tp.partition) for tp in revoked}
+        offsets = {tp: o for tp, o in (offsets or {}).items() if tp in mine}
         if offsets:
             coordinator = getattr(self._consumer, "_coordinator", None)
             commit = getattr(coordinator, "_commit_offsets_sync_async", None)

@@ -281,6 +281,17 @@ def test_revocation_checkpoints_then_commits_what_the_checkpoint_covers() -> Non
     assert len(r.consumer.of("commit on revoke")) == 2
 
 
+def test_revocation_commits_only_the_partitions_given_up() -> None:
+    """A checkpoint covers partitions owned earlier (or restored from disk) too; another
+    member may own one now and have committed past it: its offset must not go back."""
+    r = make(hooks=Hooks({("p", 0): 42, ("p", 1): 7}))
+    r.consumer.assign({P0})
+    asyncio.run(r.consumer.listener.on_partitions_revoked({P0}))
+    assert r.consumer.of("commit on revoke") == [
+        ("commit on revoke", {P0: OffsetAndMetadata(42, "", -1)})
+    ]
+
+
 def test_lost_partitions_are_neither_checkpointed_nor_committed() -> None:
     r = make(hooks=Hooks({("p", 0): 44}))
     r.consumer.assign({P0})
