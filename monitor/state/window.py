@@ -280,22 +280,28 @@ class AccumulatorRing(Generic[A]):
         if head is None or (self.head is not None and head <= self.head):
             return
         self.head = head
-        for slot in np.flatnonzero(
-            (self.pane_ids != _EMPTY) & (self.pane_ids <= head - self.n_panes)
-        ):
-            self.total.subtract(self.slots[slot])
-            self.slots[slot].clear()
-            self.pane_ids[slot] = _EMPTY
+        self._drop((self.pane_ids != _EMPTY) & (self.pane_ids <= head - self.n_panes))
 
     def clamp(self, head: int) -> None:
         """Like :meth:`PaneRing.clamp`."""
         if self.head is None or head >= self.head:
             return
         self.head = head
-        for slot in np.flatnonzero((self.pane_ids != _EMPTY) & (self.pane_ids > head)):
-            self.total.subtract(self.slots[slot])
+        self._drop((self.pane_ids != _EMPTY) & (self.pane_ids > head))
+
+    def _drop(self, panes: npt.NDArray[np.bool_]) -> None:
+        """Empty these panes. The total is summed again from the panes left, not reduced by
+        subtraction: float sums cannot take back an overflow (inf - inf is NaN), and a huge
+        value (one target in the wrong units) leaves the small ones lost to rounding after it
+        is subtracted; a busy window, never empty, would never recover."""
+        if not panes.any():
+            return
+        for slot in np.flatnonzero(panes):
             self.slots[slot].clear()
-            self.pane_ids[slot] = _EMPTY
+        self.pane_ids[panes] = _EMPTY
+        self.total.clear()
+        for slot in np.flatnonzero(self.pane_ids != _EMPTY):
+            self.total.merge(self.slots[slot])
 
     def merge_from(self, other: AccumulatorRing[A]) -> None:
         """Like :meth:`PaneRing.merge_from`: ``other``'s panes inside this window, merged in."""

@@ -328,12 +328,17 @@ class RegressionAccumulator:
             raise ValueError("y_true and y_pred must be 1-D of the same length")
         if not (np.isfinite(t).all() and np.isfinite(p).all()):
             raise ValueError("regression targets and predictions must be finite")
-        err = np.abs(t - p)
         nz = t != 0.0
+        # Finite but extreme values (1e200, or a target of 5e-324) overflow to inf: the honest
+        # error, shown while their pane is in the window (see AccumulatorRing._drop after).
+        with np.errstate(over="ignore"):
+            err = np.abs(t - p)
+            total = float(err.sum())
+            sq, pct = float(np.square(err).sum()), float((err[nz] / np.abs(t[nz])).sum())
         self.n += int(t.size)
-        self.sum_abs_err += float(err.sum())
-        self.sum_sq_err += float(np.square(err).sum())
-        self.sum_abs_pct_err += float((err[nz] / np.abs(t[nz])).sum())
+        self.sum_abs_err += total
+        self.sum_sq_err += sq
+        self.sum_abs_pct_err += pct
         self.n_pct += int(nz.sum())
 
     def _combine(self, other: RegressionAccumulator, sign: int) -> None:

@@ -362,6 +362,28 @@ def test_regression_metrics_equal_sklearn_on_the_joined_pairs() -> None:
         assert close(perf["label_coverage"], j.sum() / inside.sum())
 
 
+@pytest.mark.parametrize(
+    ("target", "prediction"),
+    [(1e200, 0.0), (1e12, 0.0), (5e-324, 1.0)],  # overflows the squares; the ratio; neither
+    ids=["square-overflows", "huge", "ratio-overflows"],
+)
+def test_an_extreme_target_leaves_the_window_with_its_pane(
+    target: float, prediction: float
+) -> None:
+    """Valid JSON in the wrong units: inf (or a sum it dwarfs) while its pane is in the
+    window, and once the pane has slid out the window says what its other pairs say."""
+    state = model_state(model_settings("regression"))
+    state.add_predictions([Prediction("odd", "m", None, T0, {"x": 1.0}, prediction, None)])
+    state.add_labels([Label("odd", "m", target, T0 + 1.0)])
+    for k in range(1, 240):  # 20 minutes of pairs off by one, the window never empty
+        t = T0 + 5.0 * k
+        state.add_predictions([Prediction(f"p{k}", "m", None, t, {"x": 1.0}, 10.0, None)])
+        state.add_labels([Label(f"p{k}", "m", 11.0, t + 1.0)])
+    perf = window(state, "5m").performance
+    assert perf["mae"] == pytest.approx(1.0) and perf["rmse"] == pytest.approx(1.0)
+    assert perf["mape"] == pytest.approx(1 / 11)
+
+
 # --- windows, lateness, duplicates ---------------------------------------------------------
 
 
