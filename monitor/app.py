@@ -31,6 +31,7 @@ from monitor.group.coordinator import Coordinator
 from monitor.group.handover import PolicyHandover
 from monitor.group.topic import StateTopic
 from monitor.ingest.open_source import open_source
+from monitor.ingest.poll_watch import PollWatch
 from monitor.ingest.route import Pipeline
 from monitor.ingest.source import DeadLetterAbortedError, Source
 from monitor.persistence.store import StateStore
@@ -106,25 +107,16 @@ class App:
         self._stop = threading.Event()
         self._first_signal: float | None = None
         self._last_progress = clock()
+        self.polls = PollWatch(clock, settings.kafka.max_poll_interval_ms / 1000)
         self._started = threading.Event()
         self._source: Source | None = None
         self.actions = Actions(settings, self.registry, clock=clock, wall=wall)
         self.store = StateStore(
-            settings.state.dir,
-            self.states,
-            self.pipeline.lock,
-            extras={"policy": self.actions},
-            clock=clock,
+            settings.state.dir, self.states, self.pipeline.lock, {"policy": self.actions}, clock
         )
         self.metrics.checkpoint_age.set_function(self.store.age)
-        self.http = HttpServer(
-            self.registry,
-            lambda: self.snapshot,
-            self.liveness,
-            self.readiness,
-            settings.http,
-            wall=wall,
-        )
+        probes = (lambda: self.snapshot, self.liveness, self.readiness)
+        self.http = HttpServer(self.registry, *probes, settings.http, wall=wall)
 
     # -- health -------------------------------------------------------------------------------
     def liveness(self) -> tuple[bool, str]:
@@ -150,8 +142,9 @@ class App:
 
     @property
     def acting(self) -> bool:
-        """Whether this process runs the policy and exports model statistics."""
-        return self.group is None or self.group.acting
+        """Whether this process runs the policy and exports model statistics (in group mode:
+        owns partition 0, and has polled lately enough to be in the group still)."""
+        return self.group is None or (self.group.acting and self.polls.in_group())
 
     def _start_group(self) -> None:
         topic = StateTopic(self.settings)
@@ -334,6 +327,7 @@ class App:
             if self.group is not None:
                 self.group.read()
             records = source.poll(kafka.poll_timeout)
+            self.polls.polled()
             if records:
                 started = time.perf_counter()
                 batch = self.pipeline.decode(records)

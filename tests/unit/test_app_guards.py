@@ -134,3 +134,32 @@ def test_a_restored_watermark_past_the_skew_is_clamped_to_the_wall_clock_and_log
     app._clamp_event_time()
     assert state.newest_seen == near
     assert orjson.dumps(state.newest_seen)
+
+
+class StubGroup:
+    """Group mode as far as the consume loop and ``App.acting`` see it: owns partition 0."""
+
+    acting = True
+
+    def read(self) -> None:
+        pass
+
+
+def test_a_replica_that_has_not_polled_for_max_poll_interval_stops_acting(
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The group drops it (kafka-python tells the app at the next poll only) and another
+    replica may act already: no decisions, no policy published, no model series meanwhile."""
+    clock = Clock()
+    app = make_app(clock=clock)
+    app.group = StubGroup()  # type: ignore[assignment]
+    source = WaitingSource(app, clock)
+    acting: list[bool] = []
+    source.update_lag = lambda: acting.append(app.acting)  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="monitor.ingest.poll_watch"):
+        app._consume(source)
+    # Waits at 45, 90, 135, 180, 225 s (max_poll_interval 60 s), the loop's own lag refresh
+    # before its next poll; that poll (which rejoins the group) lets it act again.
+    assert acting == [True, False, False, False, False, False]
+    assert app.acting
+    assert caplog.text.count("stops acting until it has polled and rejoined") == 1
